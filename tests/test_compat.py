@@ -1,0 +1,132 @@
+"""The compat module: mmcv.ops stand-in and safe checkpoint loading."""
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmseg_powerone import compat
+
+
+def test_mmseg_models_import_with_mmcv_lite():
+    import mmseg.models  # noqa: F401  fails on mmcv-lite without the shim
+    from mmseg.models.decode_heads import PSPHead
+    assert PSPHead is not None
+
+
+def test_point_sample_matches_bilinear_lookup():
+    feat = torch.arange(16.).view(1, 1, 4, 4)
+    # pixel centres of (row 1, col 2) and (row 3, col 0) in [0, 1] coordinates
+    pts = torch.tensor([[[2.5 / 4, 1.5 / 4], [0.5 / 4, 3.5 / 4]]])
+    out = compat.point_sample(feat, pts)
+    assert out.shape == (1, 1, 2)
+    torch.testing.assert_close(out[0, 0], torch.tensor([6., 12.]))
+
+
+def test_placeholders_raise_a_clear_error_and_dunders_stay_missing():
+    ops = sys.modules['mmcv.ops']
+    if not getattr(ops, '_powerone_shim', False):
+        pytest.skip('full mmcv is installed: nothing is shimmed')
+    from mmcv.ops import CrissCrossAttention
+    with pytest.raises(ImportError, match='full mmcv'):
+        CrissCrossAttention(8)
+    with pytest.raises(AttributeError):
+        ops.__path__
+
+
+def test_shim_is_a_no_op_when_real_ops_exist(monkeypatch):
+    real = types.ModuleType('mmcv.ops')  # stands for full mmcv's ops
+    monkeypatch.setitem(sys.modules, 'mmcv.ops', real)
+    assert compat.install_mmcv_ops_shim() is False
+    assert sys.modules['mmcv.ops'] is real
+
+
+class _Toy(nn.Module):
+    pass
+
+
+def _toy_runner(work_dir, max_iters, resume):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class ToyModel(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = self.linear(inputs)  # default_collate stacks: [B, 2]
+            return dict(loss=(out ** 2).mean()) if mode == 'loss' else out
+
+    class ToyData(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            return dict(inputs=torch.tensor([float(i), 1.0]))
+
+    torch.manual_seed(0)
+    return Runner(
+        model=ToyModel(), work_dir=work_dir,
+        train_dataloader=dict(dataset=ToyData(), batch_size=2,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           by_epoch=False, interval=2)),
+        resume=resume, default_scope='mmengine')
+
+
+def test_mmengine_resume_works_with_weights_only_loading(tmp_path):
+    import os
+    # Safe loading stays on: nothing switched it off globally.
+    assert os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD') in (None, '0')
+    work = str(tmp_path)
+    _toy_runner(work, 2, resume=False).train()
+    ckpt = torch.load(os.path.join(work, 'iter_2.pth'), weights_only=True)
+    assert 'message_hub' in ckpt
+    runner = _toy_runner(work, 4, resume=True)
+    runner.train()
+    assert runner.iter == 4
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ('echo pwned',))
+
+    import os
+    torch.save({'state_dict': {}, 'x': Evil()}, path)
+    from mmengine.runner.checkpoint import _load_checkpoint
+    with pytest.raises(Exception, match='(?i)weights.only|unsupported global'):
+        _load_checkpoint(str(path), map_location='cpu')
+
+
+def test_checkpoint_getattr_is_restricted_to_history_buffer_statistics():
+    import pickle
+    from mmengine.logging import HistoryBuffer
+    assert compat.history_buffer_getattr(HistoryBuffer, 'min') is HistoryBuffer.min
+    with pytest.raises(pickle.UnpicklingError, match='Refusing'):
+        compat.history_buffer_getattr(HistoryBuffer.min, '__globals__')
+    with pytest.raises(pickle.UnpicklingError, match='Refusing'):
+        compat.history_buffer_getattr(torch.Tensor, 'tolist')
+
+
+def test_checkpoint_using_getattr_to_escape_is_refused(tmp_path):
+    # getattr(HistoryBuffer.min, '__globals__') is how an attacker would
+    # reach builtins through an allow-listed getattr.
+    import pickle
+    from mmengine.logging import HistoryBuffer
+
+    class Escape:
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer.min, '__globals__'))
+
+    path = tmp_path / 'escape.pth'
+    torch.save({'meta': Escape()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
