@@ -1,0 +1,171 @@
+"""Class names and prompts: the one loader every part of the project uses.
+
+A class-name file has one class per line; synonyms are comma-separated; the
+first line is the background class (the format of mmseg open-vocabulary
+projects such as SCLIP's ``cls_voc21.txt``)::
+
+    sky, wall, tree, road
+    aeroplane, airplane, plane
+    bicycle
+
+Background always uses all of its names (the reference represents background
+by many "stuff" words). Foreground classes use their first name only, or all
+names with ``multi_prompt=True``. Every used name is combined with every
+template to form a prompt.
+"""
+import os
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple, Union
+
+DEFAULT_TEMPLATES = ('Image of {}.', )
+
+ClassSpec = Union[str, Sequence[str], Sequence[Sequence[str]]]
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The prompts of a class list, and which class each prompt belongs to.
+
+    Attributes:
+        classes: synonyms of each class; ``classes[c][0]`` is its display name.
+        texts: the prompt strings, length P.
+        names: the class name inside each prompt, length P.
+        class_index: the class of each prompt, length P.
+    """
+    classes: Tuple[Tuple[str, ...], ...]
+    texts: Tuple[str, ...]
+    names: Tuple[str, ...]
+    class_index: Tuple[int, ...]
+
+    @property
+    def class_names(self) -> List[str]:
+        """One display name per class (the first synonym)."""
+        return [syn[0] for syn in self.classes]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_prompts(self) -> int:
+        return len(self.texts)
+
+
+def _split_line(line: str, where: str) -> Tuple[str, ...]:
+    names = tuple(n.strip() for n in line.split(','))
+    if any(not n for n in names):
+        raise ValueError(
+            f'{where}: empty class name in {line.strip()!r}. Remove the '
+            'stray comma or write the missing synonym.')
+    return names
+
+
+def read_class_file(path: str) -> List[Tuple[str, ...]]:
+    """Read a class-name file into a list of synonym tuples (background
+    first). Errors name the file and line and say how to fix them."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'Class-name file {path!r} does not exist. Point `class_names` at '
+            'a text file with one class per line (synonyms comma-separated, '
+            'background first), or pass a list of names.')
+    with open(path, 'rb') as f:
+        raw_lines = f.read().splitlines()
+    lines = []
+    for lineno, raw in enumerate(raw_lines, start=1):
+        try:
+            lines.append(raw.decode('utf-8-sig' if lineno == 1 else 'utf-8'))
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f'{path}, line {lineno}: not valid UTF-8 ({e.reason} at byte '
+                f'{e.start}). Re-save the file as UTF-8.') from None
+    while lines and not lines[-1].strip():  # trailing blank lines are fine
+        lines.pop()
+    if not lines:
+        raise ValueError(
+            f'Class-name file {path!r} is empty. Write one class per line, '
+            'background first.')
+    classes = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise ValueError(
+                f'{path}, line {lineno}: blank line. Every line is one class '
+                '(its position is its label index); remove the blank line.')
+        classes.append(_split_line(line, f'{path}, line {lineno}'))
+    return _check_classes(classes, source=path, unit='line')
+
+
+def _check_classes(classes, source: str, unit: str):
+    if len(classes) < 2:
+        raise ValueError(
+            f'{source}: found {len(classes)} class(es); need a background '
+            'class and at least one object class.')
+    seen = {}
+    for i, syns in enumerate(classes):
+        for name in syns:
+            key = name.lower()
+            where = f'{unit} {i + 1}' if unit == 'line' else f'{unit} {i}'
+            if key in seen:
+                raise ValueError(
+                    f'{source}: duplicate class name {name!r} ({seen[key]} and '
+                    f'{where}). Each name may appear once; merge the two '
+                    'classes or rename one.')
+            seen[key] = where
+    return classes
+
+
+def parse_class_names(spec: ClassSpec) -> List[Tuple[str, ...]]:
+    """Class synonyms from a file path, or from a list whose items are a name,
+    a comma-separated string of synonyms, or a list of synonyms."""
+    if isinstance(spec, (str, os.PathLike)):
+        return read_class_file(spec)
+    if spec is None or len(spec) == 0:
+        raise ValueError(
+            '`class_names` is empty. Give a class-name file or a list of '
+            'names with the background class first.')
+    classes = []
+    for i, item in enumerate(spec):
+        where = f'class_names[{i}]'
+        if isinstance(item, str):
+            if not item.strip():
+                raise ValueError(
+                    f'{where} is blank. Give every class a name.')
+            classes.append(_split_line(item, where))
+        else:
+            syns = tuple(str(n).strip() for n in item)
+            if not syns or any(not n for n in syns):
+                raise ValueError(
+                    f'{where} = {list(item)!r} has an empty name. Give every '
+                    'class at least one non-empty name.')
+            classes.append(syns)
+    return _check_classes(classes, source='class_names', unit='class')
+
+
+def build_prompts(spec: ClassSpec,
+                  templates: Sequence[str] = DEFAULT_TEMPLATES,
+                  multi_prompt: bool = False) -> PromptSet:
+    """Build the prompt set of a class list (see the module docstring)."""
+    if isinstance(templates, str):
+        templates = [templates]
+    if not templates:
+        raise ValueError('`prompt_templates` is empty; the default is '
+                         "['Image of {}.'].")
+    for t in templates:
+        if t.count('{}') != 1:
+            raise ValueError(
+                f'Prompt template {t!r} must contain exactly one "{{}}" where '
+                'the class name goes, e.g. "Image of {}."')
+    classes = parse_class_names(spec)
+    texts, names, index = [], [], []
+    for c, syns in enumerate(classes):
+        used = syns if (c == 0 or multi_prompt) else syns[:1]
+        for name in used:
+            for t in templates:
+                texts.append(t.format(name))
+                names.append(name)
+                index.append(c)
+    return PromptSet(
+        classes=tuple(tuple(s) for s in classes),
+        texts=tuple(texts),
+        names=tuple(names),
+        class_index=tuple(index))
