@@ -1,0 +1,4 @@
+from .base import BaseVLMAdapter
+from .blip import BLIPAdapter
+
+__all__ = ['BaseVLMAdapter', 'BLIPAdapter']

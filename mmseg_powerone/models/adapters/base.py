@@ -1,0 +1,50 @@
+"""The interface every VLM adapter implements.
+
+An adapter hides one VLM's internals behind the few calls the segmentor
+needs. It knows nothing of datasets or classes beyond the prompts it gets.
+"""
+from typing import Dict, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModule
+
+from ...class_names import PromptSet
+
+
+class BaseVLMAdapter(BaseModule):
+    """Adapter interface.
+
+    Subclasses set ``num_layers`` (the text-to-image attention layers, indexed
+    from 0) and ``patch_size`` (input sizes are padded to a multiple of it).
+    """
+
+    num_layers: int
+    patch_size: int
+
+    def init_weights(self):
+        """Weights come from the pretrained VLM: never re-initialise them."""
+
+    def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
+        """Tokenise every prompt of ``prompts`` once; the result is passed
+        back to :meth:`forward` (and moved to the input's device there)."""
+        raise NotImplementedError
+
+    def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """Image tokens [B, 1 + h*w, D] and the patch grid (h, w) of
+        preprocessed images [B, 3, H, W]."""
+        raise NotImplementedError
+
+    def forward(self, inputs: torch.Tensor, prompts: Dict[str, torch.Tensor],
+                layers: Sequence[int], itm_reduce: str = 'max') -> Dict:
+        """Per-layer reduced text-to-image attention and ITM scores.
+
+        Args:
+            inputs: preprocessed images, [B, 3, H, W], H and W multiples of
+                ``patch_size``.
+            prompts: the output of :meth:`prompt_batch`.
+            layers: attention layers to capture.
+            itm_reduce: 'max' over token positions or 'first' token.
+        Returns:
+            dict(attn=[B, len(layers), P, h*w], itm=[B, P], grid=(h, w))
+        """
+        raise NotImplementedError

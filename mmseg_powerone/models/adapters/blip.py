@@ -1,0 +1,185 @@
+"""BLIP (Hugging Face ``BlipForImageTextRetrieval``) behind the adapter
+interface."""
+import math
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from mmseg.registry import MODELS
+
+from ...class_names import PromptSet
+from ..maps import reduce_attention, reduce_itm
+from .base import BaseVLMAdapter
+
+
+def _looks_like_local_path(path: str) -> bool:
+    return (os.path.isabs(path) or path.startswith(('.', '~'))
+            or os.path.exists(path) or path.count('/') != 1)
+
+
+def load_hf_pretrained(loader, path: str, what: str, **kwargs):
+    """``loader.from_pretrained(path)`` with errors that say how to fix a bad
+    path or an offline machine."""
+    path = os.path.expanduser(os.fspath(path))
+    if _looks_like_local_path(path) and not os.path.isdir(path):
+        raise FileNotFoundError(
+            f'{what}: pretrained directory {path!r} does not exist. Set '
+            '`pretrained` to a local directory saved with save_pretrained '
+            '(e.g. a downloaded Hugging Face model) or to a hub id such as '
+            "'Salesforce/blip-itm-large-coco'.")
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except OSError as e:
+        raise OSError(
+            f'{what}: could not load {path!r} ({e}). Without network access, '
+            'download the model elsewhere and point `pretrained` at its '
+            'directory, or put it in the Hugging Face cache and set '
+            'HF_HUB_OFFLINE=1.') from e
+
+
+@MODELS.register_module()
+class BLIPAdapter(BaseVLMAdapter):
+    """BLIP image-text matching model: ViT image encoder and a BERT-style text
+    encoder whose every layer cross-attends to the image tokens.
+
+    The text encoder's forward is run here layer by layer, using the Hugging
+    Face modules' own weights, so that (1) the image keys/values of every
+    cross-attention are computed once per image and shared by all prompts,
+    and (2) the pre-softmax cross-attention scores of the requested layers
+    are reduced as they are produced (memory [layers, P, h*w]).
+
+    Args:
+        pretrained: local directory or hub id of a BlipForImageTextRetrieval
+            checkpoint with its tokenizer (e.g. 'Salesforce/blip-itm-large-coco').
+        prompt_chunk: prompts per text-encoder pass; bounds memory for large
+            vocabularies, results do not depend on it.
+        local_files_only: passed to ``from_pretrained``; None leaves the
+            Hugging Face default (honours HF_HUB_OFFLINE).
+    """
+
+    def __init__(self, pretrained: str, prompt_chunk: int = 64,
+                 local_files_only=None, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        from transformers import AutoTokenizer, BlipForImageTextRetrieval
+        if not isinstance(prompt_chunk, int) or prompt_chunk < 1:
+            raise ValueError(f'prompt_chunk must be a positive integer, got '
+                             f'{prompt_chunk!r}.')
+        kwargs = {} if local_files_only is None else dict(
+            local_files_only=local_files_only)
+        self.pretrained = pretrained
+        self.model = load_hf_pretrained(
+            BlipForImageTextRetrieval, pretrained, 'BLIPAdapter',
+            attn_implementation='eager', **kwargs)
+        self.tokenizer = load_hf_pretrained(
+            AutoTokenizer, pretrained, 'BLIPAdapter tokenizer', **kwargs)
+        self.model.eval()
+        self.model.requires_grad_(False)
+        text_cfg = self.model.config.text_config
+        if not getattr(text_cfg, 'is_decoder', False):
+            raise ValueError(
+                f'{pretrained!r}: text encoder has no cross-attention '
+                '(text_config.is_decoder is False); this is not a BLIP ITM '
+                'checkpoint.')
+        self.prompt_chunk = prompt_chunk
+        self.num_layers = text_cfg.num_hidden_layers
+        self.num_heads = text_cfg.num_attention_heads
+        self.head_dim = text_cfg.hidden_size // text_cfg.num_attention_heads
+        self.max_tokens = text_cfg.max_position_embeddings
+        self.patch_size = self.model.config.vision_config.patch_size
+
+    @property
+    def text_layers(self):
+        return self.model.text_encoder.encoder.layer
+
+    def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
+        tok = self.tokenizer(list(prompts.texts), padding=True,
+                             return_tensors='pt')
+        lengths = tok['attention_mask'].sum(1)
+        too_long = [(t, int(n)) for t, n in zip(prompts.texts, lengths)
+                    if n > self.max_tokens]
+        if too_long:
+            text, n = too_long[0]
+            raise ValueError(
+                f'Prompt {text!r} is {n} tokens long, more than the text '
+                f'encoder takes ({self.max_tokens}). Shorten that class name '
+                'or template.')
+        return dict(input_ids=tok['input_ids'],
+                    attention_mask=tok['attention_mask'])
+
+    def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        out = self.model.vision_model(
+            pixel_values=inputs, interpolate_pos_encoding=True)
+        grid = (inputs.shape[2] // self.patch_size,
+                inputs.shape[3] // self.patch_size)
+        return out.last_hidden_state, grid  # [B, 1 + h*w, Dv]
+
+    def cross_kv(self, image_tokens: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Keys and values of every cross-attention layer for one image.
+
+        Args:
+            image_tokens: [1, N, Dv]
+        Returns:
+            per layer (K, V), each [1, H, N, d]
+        """
+        kv = []
+        n = image_tokens.shape[1]
+        for layer in self.text_layers:
+            att = layer.crossattention.self
+            k = att.key(image_tokens).view(1, n, self.num_heads, self.head_dim)
+            v = att.value(image_tokens).view(1, n, self.num_heads, self.head_dim)
+            kv.append((k.transpose(1, 2), v.transpose(1, 2)))
+        return kv
+
+    def text_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     kv, layers: Sequence[int], itm_reduce: str):
+        """One text-encoder pass of P prompts against one image.
+
+        Args:
+            input_ids, attention_mask: [P, T]
+            kv: :meth:`cross_kv` of the image.
+        Returns:
+            attn [len(layers), P, h*w] and itm [P]
+        """
+        te = self.model.text_encoder
+        P, T = input_ids.shape
+        hidden = te.embeddings(input_ids=input_ids)  # [P, T, D]
+        # additive mask over keys for the text self-attention: [P, 1, 1, T]
+        self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
+            * torch.finfo(hidden.dtype).min
+        wanted = {l: i for i, l in enumerate(layers)}
+        captured = [None] * len(layers)
+        for i, layer in enumerate(self.text_layers):
+            hidden = layer.attention(hidden, attention_mask=self_mask)[0]
+            cross = layer.crossattention
+            q = cross.self.query(hidden).view(P, T, self.num_heads, self.head_dim)
+            q = q.transpose(1, 2)  # [P, H, T, d]
+            k, v = kv[i]  # [1, H, N, d], shared by all prompts
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+            if i in wanted:  # [P, H, T, N] -> [P, N - 1]
+                captured[wanted[i]] = reduce_attention(scores, attention_mask)
+            context = torch.matmul(scores.softmax(dim=-1), v)  # [P, H, T, d]
+            context = context.transpose(1, 2).reshape(P, T, -1)  # [P, T, D]
+            hidden = cross.output(context, hidden)
+            hidden = layer.feed_forward_chunk(hidden)
+        match = self.model.itm_head(hidden).softmax(dim=-1)[..., 1]  # [P, T]
+        itm = reduce_itm(match, attention_mask, itm_reduce)
+        return torch.stack(captured), itm
+
+    def forward(self, inputs, prompts, layers, itm_reduce='max'):
+        layers = list(layers)
+        image_tokens, grid = self.encode_image(inputs)  # [B, N, Dv]
+        ids = prompts['input_ids'].to(inputs.device)
+        mask = prompts['attention_mask'].to(inputs.device)
+        attn, itm = [], []
+        for b in range(inputs.shape[0]):
+            kv = self.cross_kv(image_tokens[b:b + 1])
+            parts = []
+            for s in range(0, ids.shape[0], self.prompt_chunk):
+                m = mask[s:s + self.prompt_chunk]
+                t = int(m.sum(1).max())  # trim padding beyond this chunk
+                parts.append(self.text_forward(
+                    ids[s:s + self.prompt_chunk, :t], m[:, :t], kv, layers,
+                    itm_reduce))
+            attn.append(torch.cat([p[0] for p in parts], dim=1))  # [L, P, N]
+            itm.append(torch.cat([p[1] for p in parts], dim=0))  # [P]
+        return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)

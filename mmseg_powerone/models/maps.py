@@ -1,0 +1,108 @@
+"""Map building of the method (DESIGN.md section 1, steps 3-6): pure functions
+shared by every adapter, the segmentor, InfoScore and visualisation."""
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def prompt_softmax_itm(attn: torch.Tensor, itm: torch.Tensor) -> torch.Tensor:
+    """Steps 3-4: softmax over prompts at each patch, times each prompt's ITM
+    match probability.
+
+    Args:
+        attn: reduced attention scores ``A_l[p, j]``, [B, L, P, N].
+        itm: ITM match probabilities ``s_p``, [B, P].
+    Returns:
+        [B, L, P, N]
+    """
+    return attn.softmax(dim=2) * itm[:, None, :, None]
+
+
+def group_prompts(maps: torch.Tensor, class_index: Sequence[int],
+                  num_classes: int) -> torch.Tensor:
+    """Step 5: prompts to classes. Background (class 0) sums its prompts,
+    every other class takes the max over its prompts.
+
+    Args:
+        maps: per-prompt maps, [B, L, P, N].
+        class_index: the class of each prompt, length P.
+        num_classes: C; every class must own at least one prompt.
+    Returns:
+        [B, L, C, N]
+    """
+    idx = torch.as_tensor(class_index, device=maps.device)
+    bg = idx == 0
+    B, L, _, N = maps.shape
+    bg_map = maps[:, :, bg].sum(dim=2, keepdim=True)  # [B, L, 1, N]
+    fg_idx = idx[~bg].view(1, 1, -1, 1).expand(B, L, -1, N)
+    fg_map = maps.new_zeros(B, L, num_classes, N).scatter_reduce(
+        2, fg_idx, maps[:, :, ~bg], reduce='amax', include_self=False)
+    return torch.cat([bg_map, fg_map[:, :, 1:]], dim=2)
+
+
+def normalize_classes(maps: torch.Tensor, dim: int = 1,
+                      eps: float = 1e-12) -> torch.Tensor:
+    """Divide by the sum over classes so each pixel holds a distribution."""
+    return maps / maps.sum(dim=dim, keepdim=True).clamp_min(eps)
+
+
+def ensemble_probs(maps: torch.Tensor, size, align_corners: bool) -> torch.Tensor:
+    """Top-K ensemble: mean over layers, bilinear upsampling to ``size``,
+    normalisation over classes.
+
+    Args:
+        maps: per-layer class maps, [B, L, C, h, w].
+        size: (H, W) of the output.
+    Returns:
+        class probabilities, [B, C, H, W]
+    """
+    mean = maps.mean(dim=1)  # [B, C, h, w]
+    up = F.interpolate(mean, size=tuple(size), mode='bilinear',
+                       align_corners=align_corners)
+    return normalize_classes(up, dim=1)
+
+
+def reduce_attention(scores: torch.Tensor, token_mask: torch.Tensor,
+                     drop_first: bool = True) -> torch.Tensor:
+    """Steps 1-2: reduce text-to-image attention scores as they are produced.
+
+    Max over heads, drop the image [CLS] column (``drop_first``), zero the
+    rows of padding tokens, sum over text tokens.
+
+    Args:
+        scores: [P, H, T, N] pre-softmax, scaled scores (image [CLS] first).
+        token_mask: [P, T], 1 for real tokens, 0 for padding.
+    Returns:
+        [P, N - 1] if ``drop_first`` else [P, N]
+    """
+    red = scores.amax(dim=1)  # [P, T, N]
+    if drop_first:
+        red = red[:, :, 1:]
+    red = red * token_mask[:, :, None].to(red.dtype)
+    return red.sum(dim=1)
+
+
+ITM_REDUCE_MODES = ('max', 'first')
+
+
+def reduce_itm(match_prob: torch.Tensor, token_mask: torch.Tensor,
+               mode: str) -> torch.Tensor:
+    """ITM score per prompt from per-token match probabilities.
+
+    'max' takes the max over (non-padding) token positions, as the reference
+    code does; 'first' takes the first token, as standard BLIP/ALBEF ITM.
+
+    Args:
+        match_prob: [P, T] softmax(ITM logits)[match] at every token.
+        token_mask: [P, T]
+    Returns:
+        [P]
+    """
+    if mode == 'first':
+        return match_prob[:, 0]
+    if mode == 'max':
+        masked = match_prob.masked_fill(token_mask == 0, float('-inf'))
+        return masked.amax(dim=1)
+    raise ValueError(f'itm_reduce={mode!r} is not supported; use one of '
+                     f'{ITM_REDUCE_MODES}.')

@@ -1,0 +1,227 @@
+"""VLMAttentionSegmentor + BLIPAdapter on a tiny random BLIP."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+CLASSES = ['sky, grass, tree', 'cat', 'dog, puppy, hound']
+
+
+def reference_layer_maps(adapter, prompts, pixels, layers, itm_reduce):
+    """DESIGN.md section 1 steps 1-5 written out with loops, from the
+    tensors of the Hugging Face model's own forward pass."""
+    model, tok = adapter.model, adapter.tokenizer
+    enc = tok(list(prompts.texts), padding=True, return_tensors='pt')
+    ids, mask = enc['input_ids'], enc['attention_mask']
+    P, T = ids.shape
+    text_layers = model.text_encoder.encoder.layer
+    seen = {}
+    handles = []
+    for l in layers:
+        att = text_layers[l].crossattention.self
+        handles.append(att.query.register_forward_hook(
+            lambda m, i, o, l=l: seen.__setitem__(('q', l), o)))
+        handles.append(att.key.register_forward_hook(
+            lambda m, i, o, l=l: seen.__setitem__(('k', l), o)))
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask,
+                    pixel_values=pixels.expand(P, -1, -1, -1),
+                    interpolate_pos_encoding=True, use_itm_head=True)
+        match = model.itm_head(out.question_embeds).softmax(-1)[..., 1]
+    for h in handles:
+        h.remove()
+    if itm_reduce == 'first':
+        itm = out.itm_score.softmax(-1)[:, 1]
+    else:
+        itm = torch.stack([match[p, :int(mask[p].sum())].max() for p in range(P)])
+    H = model.config.text_config.num_attention_heads
+    d = model.config.text_config.hidden_size // H
+    C = prompts.num_classes
+    maps = []
+    for l in layers:
+        q = seen[('q', l)].view(P, T, H, d).transpose(1, 2)
+        k = seen[('k', l)].view(P, -1, H, d).transpose(1, 2)
+        S = q @ k.transpose(-1, -2) / math.sqrt(d)  # [P, H, T, N]
+        N = S.shape[-1] - 1
+        A = torch.zeros(P, N)
+        for p in range(P):
+            for t in range(T):
+                if mask[p, t]:
+                    A[p] += S[p, :, t, 1:].max(dim=0).values
+        M = A.softmax(dim=0) * itm[:, None]
+        cls = torch.zeros(C, N)
+        for c in range(C):
+            rows = [M[p] for p in range(P) if prompts.class_index[p] == c]
+            cls[c] = (torch.stack(rows).sum(0) if c == 0
+                      else torch.stack(rows).max(0).values)
+        maps.append(cls)
+    return torch.stack(maps), itm
+
+
+def image(h=64, w=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 3, h, w, generator=g)
+
+
+@pytest.mark.parametrize('itm_reduce', ['max', 'first'])
+def test_layer_maps_match_reference_formula(build_segmentor, itm_reduce):
+    # Same-length prompts (no padding) with synonyms on both background and
+    # an object class, in multi-prompt mode.
+    seg = build_segmentor(class_names=['sky, tree', 'cat', 'dog, hound'],
+                          multi_prompt=True, itm_reduce=itm_reduce)
+    x = image()
+    layers = [0, 1, 2]
+    out = seg.layer_maps(x, layers)
+    ref_maps, ref_itm = reference_layer_maps(seg.vlm, seg.prompts, x, layers,
+                                             itm_reduce)
+    h = w = 64 // 16
+    assert out['maps'].shape == (1, 3, 3, h, w)
+    assert out['itm'].shape == (1, 5)  # sky, tree, cat, dog, hound
+    torch.testing.assert_close(out['itm'][0], ref_itm, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out['maps'][0].flatten(2), ref_maps,
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_layer_maps_with_padded_prompts_match_reference(build_segmentor):
+    # 'kitten' and 'potted plant' are out of the tiny vocabulary: several
+    # word pieces, so the prompt batch is padded.
+    seg = build_segmentor(class_names=['sky, grass', 'cat, kitten',
+                                       'dog, potted plant'], multi_prompt=True)
+    enc = seg.prompt_tokens()
+    assert (enc['attention_mask'] == 0).any(), 'fixture must have padding'
+    x = image(seed=3)
+    out = seg.layer_maps(x, [1, 2])
+    ref_maps, ref_itm = reference_layer_maps(seg.vlm, seg.prompts, x, [1, 2],
+                                             'max')
+    torch.testing.assert_close(out['itm'][0], ref_itm, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out['maps'][0].flatten(2), ref_maps,
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_itm_modes_differ(build_segmentor):
+    x = image(seed=1)
+    a = build_segmentor(itm_reduce='max').layer_maps(x)['itm']
+    b = build_segmentor(itm_reduce='first').layer_maps(x)['itm']
+    assert (a >= b - 1e-6).all() and not torch.allclose(a, b)
+
+
+def test_batch_of_four_equals_four_batches_of_one(build_segmentor):
+    seg = build_segmentor(multi_prompt=True)
+    x = torch.cat([image(seed=s) for s in range(4)])
+    batched = seg.layer_maps(x)
+    single = [seg.layer_maps(x[i:i + 1]) for i in range(4)]
+    for key in ('maps', 'itm'):
+        torch.testing.assert_close(
+            batched[key], torch.cat([s[key] for s in single]),
+            atol=1e-5, rtol=1e-5)
+
+
+def test_prompt_chunking_does_not_change_results(build_segmentor, tiny_blip_dir):
+    x = image(seed=2)
+    whole = build_segmentor(multi_prompt=True).layer_maps(x)
+    chunked = build_segmentor(
+        multi_prompt=True,
+        vlm=dict(type='BLIPAdapter', pretrained=tiny_blip_dir,
+                 prompt_chunk=2)).layer_maps(x)
+    for key in ('maps', 'itm'):
+        torch.testing.assert_close(whole[key], chunked[key], atol=1e-5,
+                                   rtol=1e-5)
+
+
+def test_predict_is_argmax_of_normalised_upsampled_layer_mean(build_segmentor):
+    seg = build_segmentor(layers=[2, 0])
+    x = torch.cat([image(48, 80, seed=4), image(48, 80, seed=5)])
+    results = seg.predict(x)
+    maps = seg.layer_maps(x, [2, 0])['maps']  # [B, 2, C, h, w]
+    up = F.interpolate(maps.mean(1), size=(48, 80), mode='bilinear',
+                       align_corners=True)
+    probs = up / up.sum(1, keepdim=True)
+    for i, r in enumerate(results):
+        torch.testing.assert_close(r.seg_logits.data, probs[i], atol=1e-5,
+                                   rtol=1e-5)
+        assert torch.equal(r.pred_sem_seg.data[0], probs[i].argmax(0))
+    # every pixel holds a distribution over the classes
+    torch.testing.assert_close(results[0].seg_logits.data.sum(0),
+                               torch.ones(48, 80))
+
+
+def test_ensemble_differs_from_single_layers(build_segmentor):
+    x = image(seed=6)
+    p0 = build_segmentor(layers=[0])._forward(x)
+    p02 = build_segmentor(layers=[0, 2])._forward(x)
+    assert not torch.allclose(p0, p02)
+
+
+def test_input_not_multiple_of_patch_is_padded(build_segmentor):
+    seg = build_segmentor()
+    probs = seg._forward(image(50, 70))
+    assert probs.shape == (1, 3, 50, 70)
+    torch.testing.assert_close(probs.sum(1), torch.ones(1, 50, 70))
+
+
+def test_slide_with_one_crop_equals_whole(build_segmentor):
+    x = image(64, 96, seed=7)
+    whole = build_segmentor().inference(x, [{}])
+    slide = build_segmentor(
+        test_cfg=dict(mode='slide', crop_size=(64, 96), stride=(32, 32))
+    ).inference(x, [{}])
+    torch.testing.assert_close(whole, slide)
+
+
+def test_slide_stitches_overlapping_crops(build_segmentor):
+    # W=160, crop 64, stride 48: crops at x=0, 48, 96.
+    seg = build_segmentor(
+        test_cfg=dict(mode='slide', crop_size=(64, 64), stride=(48, 48)))
+    x = image(64, 160, seed=8)
+    out = seg.inference(x, [{}])
+    c0 = seg.encode_decode(x[:, :, :, 0:64])
+    c1 = seg.encode_decode(x[:, :, :, 48:112])
+    c2 = seg.encode_decode(x[:, :, :, 96:160])
+    torch.testing.assert_close(out[..., :48], c0[..., :48])
+    torch.testing.assert_close(out[..., 48:64], (c0[..., 48:] + c1[..., :16]) / 2)
+    torch.testing.assert_close(out[..., 112:], c2[..., 16:])
+    torch.testing.assert_close(out.sum(1), torch.ones(1, 64, 160))
+
+
+def test_checkpoint_state_leaves_out_pretrained_vlm(build_segmentor):
+    seg = build_segmentor()
+    state = seg.state_dict()
+    assert not any(k.startswith('vlm.') for k in state)
+    # Loading that state strictly succeeds: the frozen VLM weights are not
+    # reported missing, they come from `pretrained`.
+    seg.load_state_dict(state, strict=True)
+    with pytest.raises(RuntimeError, match='Unexpected key'):
+        seg.load_state_dict({'foo.weight': torch.zeros(1)}, strict=True)
+
+
+def test_benchmark_tool_injected_keys_are_accepted(build_segmentor):
+    seg = build_segmentor(pretrained=None, train_cfg=None)
+    assert seg.align_corners is True
+
+
+@pytest.mark.parametrize('kwargs, exc, match', [
+    (dict(layers=[0, 3]), ValueError, r'Layer index 3 is out of range.*0\.\.2'),
+    (dict(layers=[-1]), ValueError, 'out of range'),
+    (dict(layers=[]), ValueError, 'is empty'),
+    (dict(layers=[1, 1]), ValueError, 'repeats'),
+    (dict(itm_reduce='mean'), ValueError, "itm_reduce='mean'"),
+    (dict(map_mode='foo'), ValueError, "map_mode='foo'"),
+    (dict(vlm=dict(type='BLIPAdapter', pretrained='/no/such/dir')),
+     FileNotFoundError, "'/no/such/dir' does not exist"),
+    (dict(vlm=dict(type='BLIPAdapter', pretrained='./missing_blip')),
+     FileNotFoundError, 'save_pretrained'),
+])
+def test_bad_config_errors(build_segmentor, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        build_segmentor(**kwargs)
+
+
+def test_layer_index_out_of_range_at_call_time(build_segmentor):
+    with pytest.raises(ValueError, match='out of range'):
+        build_segmentor().layer_maps(image(), [5])
+
+
+def test_loss_says_training_is_not_available(build_segmentor):
+    with pytest.raises(NotImplementedError, match='one-shot'):
+        build_segmentor().loss(image(), [])
