@@ -1,0 +1,53 @@
+"""What tools/train.py and tools/test.py share: mmseg's CLI conventions."""
+import os
+import os.path as osp
+
+
+def add_common_args(parser):
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='directory for logs, metrics and '
+                        'checkpoints (default: ./work_dirs/CONFIG_NAME)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (e.g. '
+        'model.layers="[0,3]"); lists as key="[a,b]", no spaces')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def apply_common_cli(cfg, args, config_path):
+    """Apply --launcher, --cfg-options and --work-dir the way mmseg does."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.launcher == 'pytorch':
+        init_cpu_process_group(cfg)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(config_path))[0])
+    return cfg
+
+
+def init_cpu_process_group(cfg):
+    """Start a gloo process group on machines without CUDA.
+
+    mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device``
+    unconditionally, so torchrun on CPU fails inside the Runner; the Runner
+    skips its own initialisation when a process group already exists.
+    """
+    import torch
+    import torch.distributed as dist
+    if torch.cuda.is_available() or dist.is_initialized():
+        return
+    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+    from datetime import timedelta
+    dist.init_process_group(backend='gloo',
+                            timeout=timedelta(seconds=timeout))
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'

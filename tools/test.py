@@ -1,0 +1,65 @@
+"""Test (and evaluate) a segmentor, as mmseg's tools/test.py does.
+
+The checkpoint is optional: the training-free method needs only the config
+(the VLM weights come from ``model.vlm.pretrained``).
+
+    python tools/test.py CONFIG [CHECKPOINT] [--work-dir DIR] [--out DIR]
+        [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+
+import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmseg_powerone.utils.cli import add_common_args, apply_common_cli
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a segmentor')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='checkpoint (optional for training-free models)')
+    parser.add_argument('--out', help='save predictions (label PNGs) here '
+                        'for offline evaluation')
+    parser.add_argument('--show', action='store_true',
+                        help='show predictions in a window')
+    parser.add_argument('--show-dir', help='save painted predictions here '
+                        '(under work_dir/TIMESTAMP/)')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds each image is shown with --show')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def trigger_visualization_hook(cfg, args):
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise RuntimeError(
+            '--show/--show-dir need default_hooks.visualization = '
+            "dict(type='SegVisualizationHook') in the config.")
+    hooks.visualization['draw'] = True
+    if args.show:
+        hooks.visualization['show'] = True
+        hooks.visualization['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg = apply_common_cli(cfg, args, args.config)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
