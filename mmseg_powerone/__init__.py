@@ -9,9 +9,13 @@ from . import compat
 compat.apply()
 
 from .class_names import PromptSet, build_prompts, read_class_file  # noqa: E402
+from .datasets import SyntheticShapesDataset  # noqa: E402
+from .engine import InfoScoreHook  # noqa: E402
 from .models import BLIPAdapter, VLMAttentionSegmentor  # noqa: E402
 
 __version__ = '0.1.0'
 
-__all__ = ['BLIPAdapter', 'VLMAttentionSegmentor', 'PromptSet',
+__all__ = ['BLIPAdapter', 'VLMAttentionSegmentor', 'SyntheticShapesDataset',
+           'InfoScoreHook',
+           'PromptSet',
            'build_prompts', 'read_class_file', '__version__']

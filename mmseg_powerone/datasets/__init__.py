@@ -1,0 +1,3 @@
+from .shapes import SyntheticShapesDataset
+
+__all__ = ['SyntheticShapesDataset']

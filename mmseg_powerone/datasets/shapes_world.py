@@ -1,0 +1,237 @@
+"""The embedded synthetic world: shapes on textured, noisy backgrounds.
+
+Each image holds 1-3 objects of distinct classes on one of four named
+background textures (grass, sand, water, snow: the "stuff" that the
+background class's synonyms name, as sky/wall/grass do for PASCAL VOC). A
+class is a shape with its own surface pattern (visible at the scale of one
+8-px patch); colour and size are free attributes that captions mention. Everything is a pure function of
+(seed, split, index), so a split is reproducible and the train split never
+changes the val split.
+"""
+from dataclasses import dataclass
+from typing import Dict, List
+
+import cv2
+import numpy as np
+
+CLASSES = ('background', 'circle', 'square', 'triangle', 'star', 'cross',
+           'ring')
+PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
+           [0, 130, 200], [245, 130, 48], [145, 30, 180]]
+COLOURS = {  # name -> RGB
+    'red': (220, 30, 30), 'green': (30, 190, 40), 'blue': (40, 70, 230),
+    'yellow': (235, 220, 30), 'cyan': (30, 210, 220),
+    'magenta': (220, 40, 210), 'orange': (245, 140, 20),
+    'white': (240, 240, 240),
+}
+SIZES = ('small', 'large')
+BACKGROUNDS = ('grass', 'sand', 'water', 'snow')
+SPLIT_IDS = {'train': 0, 'val': 1, 'pretrain': 2, 'heldout': 3}
+IMAGE_SIZE = 64
+# Bump when rendering changes, so stale data folders are noticed.
+WORLD_VERSION = 2
+
+
+@dataclass
+class ShapeObject:
+    shape: str
+    colour: str
+    size: str
+    radius: int
+    cx: int
+    cy: int
+
+    def to_json(self) -> Dict:
+        return dict(shape=self.shape, colour=self.colour, size=self.size)
+
+
+def _rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, SPLIT_IDS[split], index])
+
+
+def _pattern(shape: str, size: int) -> np.ndarray:
+    """Per-class surface pattern in {0, 1}, period 4 px."""
+    y, x = np.mgrid[0:size, 0:size]
+    if shape == 'square':
+        return (y // 2) % 2
+    if shape == 'triangle':
+        return (x // 2) % 2
+    if shape == 'star':
+        return (x // 2 + y // 2) % 2
+    if shape == 'cross':
+        return ((x + y) // 2) % 2
+    return np.ones((size, size), np.int64)  # circle, ring: plain
+
+
+def _shape_mask(shape: str, cx: int, cy: int, r: int, angle: float,
+                size: int) -> np.ndarray:
+    m = np.zeros((size, size), np.uint8)
+    if shape == 'circle':
+        cv2.circle(m, (cx, cy), r, 1, -1)
+    elif shape == 'ring':
+        cv2.circle(m, (cx, cy), r, 1, -1)
+        cv2.circle(m, (cx, cy), max(2, int(r * 0.55)), 0, -1)
+    else:
+        if shape == 'square':
+            t = np.array([45, 135, 225, 315]) + angle
+            pts = [(cx + r * np.cos(np.radians(a)), cy + r * np.sin(np.radians(a)))
+                   for a in t]
+        elif shape == 'triangle':
+            t = np.array([-90, 30, 150]) + angle
+            pts = [(cx + r * np.cos(np.radians(a)), cy + r * np.sin(np.radians(a)))
+                   for a in t]
+        elif shape == 'star':
+            pts = []
+            for k in range(10):
+                rad = r if k % 2 == 0 else r * 0.45
+                a = np.radians(-90 + 36 * k + angle)
+                pts.append((cx + rad * np.cos(a), cy + rad * np.sin(a)))
+        elif shape == 'cross':
+            w = max(2, int(r * 0.38))
+            cv2.rectangle(m, (cx - r, cy - w), (cx + r, cy + w), 1, -1)
+            cv2.rectangle(m, (cx - w, cy - r), (cx + w, cy + r), 1, -1)
+            return m.astype(bool)
+        else:
+            raise ValueError(shape)
+        cv2.fillPoly(m, [np.round(np.array(pts)).astype(np.int32)], 1)
+    return m.astype(bool)
+
+
+def _background(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A noisy texture of the given kind (RGB float [H, W, 3])."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    coarse = rng.normal(0, 1, size=(6, 6)).astype(np.float32)
+    smooth = cv2.resize(coarse, (size, size),
+                        interpolation=cv2.INTER_CUBIC)[..., None]
+    noise = rng.normal(0, 1, size=(size, size, 3))
+    if kind == 'grass':  # green, vertical blades
+        blades = np.repeat(rng.normal(0, 1, size=(1, size)), size, 0)
+        img = (np.array([70, 120, 45]) + 25 * blades[..., None]
+               + 15 * smooth + 12 * noise)
+    elif kind == 'sand':  # beige, fine speckle
+        img = np.array([190, 165, 115]) + 12 * smooth + 22 * noise
+    elif kind == 'water':  # blue, horizontal waves
+        phase = rng.uniform(0, 2 * np.pi)
+        waves = np.sin(y / 2.5 + 0.6 * np.sin(x / 7.0) + phase)[..., None]
+        img = np.array([35, 75, 150]) + 22 * waves + 12 * smooth + 8 * noise
+    elif kind == 'snow':  # pale grey, smooth
+        img = np.array([205, 210, 220]) + 18 * smooth + 6 * noise
+    else:
+        raise ValueError(kind)
+    return img * rng.uniform(0.85, 1.1)
+
+
+def render(seed: int, split: str, index: int, size: int = IMAGE_SIZE):
+    """One image (RGB uint8 [H, W, 3]), its label map (uint8 [H, W]), its
+    objects and its background kind."""
+    rng = _rng(seed, split, index)
+    background = str(rng.choice(BACKGROUNDS))
+    img = _background(background, rng, size)
+    label = np.zeros((size, size), np.uint8)
+    n = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
+    shapes = rng.choice(np.arange(1, len(CLASSES)), size=n, replace=False)
+    objects: List[ShapeObject] = []
+    for cls in shapes:
+        shape = CLASSES[int(cls)]
+        large = bool(rng.random() < 0.5)
+        r = int(rng.integers(12, 15) if large else rng.integers(8, 11))
+        for _ in range(50):  # place without overlap
+            cx, cy = (int(v) for v in rng.integers(r, size - r, size=2))
+            if all((cx - o.cx) ** 2 + (cy - o.cy) ** 2 > (r + o.radius + 2) ** 2
+                   for o in objects):
+                break
+        else:
+            continue
+        colour = str(rng.choice(list(COLOURS)))
+        mask = _shape_mask(shape, cx, cy, r, float(rng.uniform(0, 360)), size)
+        shade = 0.55 + 0.45 * _pattern(shape, size)[..., None]
+        rgb = np.array(COLOURS[colour], np.float32) * rng.uniform(0.85, 1.0)
+        img[mask] = (rgb * shade[mask]) + rng.normal(0, 8, size=(mask.sum(), 3))
+        label[mask] = int(cls)
+        objects.append(ShapeObject(shape, colour, 'large' if large else 'small',
+                                   r, cx, cy))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    return img, label, objects, background
+
+
+def describe(objects: List[ShapeObject], background: str,
+             rng: np.random.Generator) -> str:
+    """A caption naming every object with its colour (and sometimes size),
+    and the background."""
+    parts = []
+    for o in rng.permutation(len(objects)):
+        o = objects[int(o)]
+        words = ([o.size] if rng.random() < 0.3 else []) + [o.colour, o.shape]
+        parts.append('a ' + ' '.join(words))
+    text = parts[0] if len(parts) == 1 else \
+        ', '.join(parts[:-1]) + ' and ' + parts[-1]
+    return f'{text} on {background}.'
+
+
+def write_dataset(out: str, seed: int, num_train: int, num_val: int,
+                  overwrite: bool = False) -> str:
+    """Write the world in mmseg layout::
+
+        out/img_dir/{train,val}/NNNNN.png   RGB images
+        out/ann_dir/{train,val}/NNNNN.png   label maps (0 = background)
+        out/captions/{train,val}.json       captions and object lists
+        out/meta.json                       seed, counts, classes
+
+    Everything is written to a temporary folder beside ``out`` and renamed
+    at the end, so a failure leaves nothing half-written.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+    for name, n in (('num_train', num_train), ('num_val', num_val)):
+        if not isinstance(n, int) or n <= 0:
+            raise ValueError(f'{name} must be a positive integer, got {n!r}.')
+    out = os.path.abspath(out)
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        if not overwrite:
+            raise FileExistsError(
+                f'{out} exists and is not empty. Pass --overwrite to replace '
+                'it, or choose another --out.')
+    parent = os.path.dirname(out)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(out) + '.',
+                               dir=parent)
+    except OSError as e:
+        raise PermissionError(
+            f'Cannot write the dataset under {parent!r} ({e.strerror}). '
+            'Choose a writable --out.') from e
+    try:
+        for split, n in (('train', num_train), ('val', num_val)):
+            img_dir = os.path.join(tmp, 'img_dir', split)
+            ann_dir = os.path.join(tmp, 'ann_dir', split)
+            os.makedirs(img_dir)
+            os.makedirs(ann_dir)
+            records = []
+            for i in range(n):
+                img, label, objects, background = render(seed, split, i)
+                name = f'{i:05d}.png'
+                cv2.imwrite(os.path.join(img_dir, name), img[:, :, ::-1])
+                cv2.imwrite(os.path.join(ann_dir, name), label)
+                records.append(dict(
+                    image=f'img_dir/{split}/{name}',
+                    caption=describe(objects, background,
+                                     _rng(seed, split, i + 10**7)),
+                    objects=[o.to_json() for o in objects],
+                    background=background))
+            os.makedirs(os.path.join(tmp, 'captions'), exist_ok=True)
+            with open(os.path.join(tmp, 'captions', f'{split}.json'), 'w') as f:
+                json.dump(records, f, indent=1)
+        with open(os.path.join(tmp, 'meta.json'), 'w') as f:
+            json.dump(dict(seed=seed, num_train=num_train, num_val=num_val,
+                           classes=list(CLASSES), backgrounds=list(BACKGROUNDS),
+                           image_size=IMAGE_SIZE, version=WORLD_VERSION), f,
+                      indent=1)
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

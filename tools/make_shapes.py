@@ -1,0 +1,31 @@
+"""Generate the embedded synthetic shapes dataset (mmseg layout).
+
+    python tools/make_shapes.py --out data/shapes --seed 0 \
+        --num-train 500 --num-val 200
+"""
+import argparse
+import sys
+
+from mmseg_powerone.datasets.shapes_world import write_dataset
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--out', default='data/shapes')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--num-train', type=int, default=500)
+    p.add_argument('--num-val', type=int, default=200)
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace a non-empty --out')
+    args = p.parse_args(argv)
+    try:
+        out = write_dataset(args.out, args.seed, args.num_train,
+                            args.num_val, args.overwrite)
+    except (ValueError, FileExistsError, PermissionError) as e:
+        sys.exit(f'make_shapes.py: error: {e}')
+    print(f'Wrote {args.num_train} train and {args.num_val} val images '
+          f'(seed {args.seed}) to {out}')
+
+
+if __name__ == '__main__':
+    main()
