@@ -51,3 +51,20 @@ def init_cpu_process_group(cfg):
     dist.init_process_group(backend='gloo',
                             timeout=timedelta(seconds=timeout))
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+
+
+def build_model_and_loader(config, cfg_options=None, split='test'):
+    """Load a config, build its segmentor (eval mode) and a dataloader of
+    the given split, for analysis tools that run outside a Runner."""
+    import mmseg_powerone  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(cfg.model).eval()
+    loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
+    return cfg, model, loader

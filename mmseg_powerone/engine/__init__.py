@@ -1,0 +1,3 @@
+from .infoscore_hook import InfoScoreHook
+
+__all__ = ['InfoScoreHook']

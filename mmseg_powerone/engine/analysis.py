@@ -1,0 +1,125 @@
+"""One pass of a segmentor over a dataloader, shared by InfoScoreHook, the
+layer-ranking CLI and the quickstart: every layer's maps come from the same
+forward pass per image."""
+from typing import Dict, Iterator, Optional, Sequence
+
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
+
+from ..infoscore import InfoScoreAccumulator, class_marginals
+
+
+def iter_preprocessed(model, dataloader, num_images: Optional[int] = None,
+                      shard: bool = True) -> Iterator:
+    """Yield preprocessed batches ``(inputs, data_samples)`` of the first
+    ``num_images`` images of the loader's dataset, in dataset order.
+
+    Each distributed rank takes every world_size-th batch of that fixed list,
+    so 1 and N processes see the same images whatever the sampler does.
+    """
+    dataset = dataloader.dataset
+    total = len(dataset)
+    n = total if num_images is None else min(num_images, total)
+    if num_images is not None and total < num_images:
+        print_log(f'The dataloader has only {total} images; using {total} '
+                  f'(asked for {num_images}).', logger='current',
+                  level=30)
+    bs = dataloader.batch_size or 1
+    batches = [list(range(s, min(n, s + bs))) for s in range(0, n, bs)]
+    rank, world = get_dist_info() if shard else (0, 1)
+    collate = dataloader.collate_fn
+    for idx in batches[rank::world]:
+        data = model.data_preprocessor(collate([dataset[i] for i in idx]),
+                                       False)
+        yield data['inputs'], data['data_samples']
+
+
+@torch.no_grad()
+def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
+    """InfoScore of every attention layer on the first ``num_images``
+    images (labels unused), all layers from one forward pass per image."""
+    if num_images < 1:
+        raise ValueError(f'num_images={num_images}: InfoScore needs at least '
+                         'one image.')
+    layers = list(range(model.vlm.num_layers))
+    acc = InfoScoreAccumulator(len(layers), model.num_classes)
+    was_training = model.training
+    model.eval()
+    try:
+        for inputs, _ in iter_preprocessed(model, dataloader, num_images):
+            maps = model.layer_maps(inputs, layers)['maps']  # [B, L, C, h, w]
+            acc.update(class_marginals(maps, inputs.shape[2:],
+                                       model.align_corners))
+    finally:
+        model.train(was_training)
+    acc.all_reduce()
+    return acc.finalize(topk)
+
+
+@torch.no_grad()
+def evaluate_layer_sets(model, dataloader, layer_sets: Dict[str, Sequence[int]],
+                        dataset_meta: dict,
+                        num_images: Optional[int] = None) -> Dict[str, dict]:
+    """mmseg IoUMetric results of several layer ensembles from one forward
+    pass per image: ``{name: metrics}`` for ``{name: layers}``. Single
+    process (an analysis tool, not the distributed test loop)."""
+    from mmseg.evaluation import IoUMetric
+
+    from ..models.maps import ensemble_probs
+    needed = sorted({l for ls in layer_sets.values() for l in ls})
+    pos = {l: i for i, l in enumerate(needed)}
+    metrics = {}
+    for name in layer_sets:
+        metrics[name] = IoUMetric(iou_metrics=['mIoU'])
+        metrics[name].dataset_meta = dataset_meta
+    model.eval()
+    batches = iter_preprocessed(model, dataloader, num_images, shard=False)
+    for inputs, samples in batches:
+        maps = model.layer_maps(inputs, needed)['maps']  # [B, L, C, h, w]
+        for name, ls in layer_sets.items():
+            sub = maps[:, [pos[l] for l in ls]]
+            probs = ensemble_probs(sub, inputs.shape[2:], model.align_corners)
+            results = model.postprocess_result(
+                probs, [s.clone() for s in samples])
+            metrics[name].process({}, [r.to_dict() for r in results])
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(30)  # IoUMetric logs a table per call: keep it quiet
+    try:
+        return {name: m.compute_metrics(m.results)
+                for name, m in metrics.items()}
+    finally:
+        logger.setLevel(level)
+
+
+@torch.no_grad()
+def presence_scores(model, dataloader, num_images: Optional[int] = None):
+    """Per-image class ITM scores [N, C] (max over each class's prompts) and
+    class presence from the labels [N, C], for presence AUROC."""
+    idx = torch.as_tensor(model.prompts.class_index)
+    scores, present = [], []
+    model.eval()
+    for inputs, samples in iter_preprocessed(model, dataloader, num_images,
+                                             shard=False):
+        itm = model.layer_maps(inputs)['itm']  # [B, P]
+        per_class = torch.stack([itm[:, idx == c].amax(1)
+                                 for c in range(model.num_classes)], 1)
+        scores.append(per_class.cpu())
+        for s in samples:
+            labels = s.gt_sem_seg.data.unique()
+            present.append([bool((labels == c).any())
+                            for c in range(model.num_classes)])
+    return torch.cat(scores).numpy(), torch.tensor(present).numpy()
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    import numpy as np
+
+    from ..evaluation import average_ranks
+    ra, rb = average_ranks(np.asarray(a)), average_ranks(np.asarray(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else float('nan')

@@ -1,0 +1,163 @@
+"""InfoScoreHook: choose the model's attention layers by InfoScore before a
+test or a training run, without labels."""
+import hashlib
+import json
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+from ..utils import atomic_write
+from .analysis import rank_layers
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class InfoScoreHook(Hook):
+    """Rank the VLM's attention layers by InfoScore and keep the top k.
+
+    Acts only on a model configured with ``layers='infoscore'`` whose layers
+    are not chosen yet (a checkpoint that stores them wins). Streams the
+    first ``num_images`` images of the runner's test (or train) dataloader
+    through the model, labels unused; sets the model's layers; logs the
+    ranking; writes ``work_dir/infoscore.json`` and ``work_dir/infoscore.png``.
+    The chosen layers and scores go into checkpoint meta.
+
+    Args:
+        num_images: unlabeled images to rank on.
+        topk: layers to keep; None uses the model's ``topk``.
+        cache: reuse an earlier result with the same model weights, class
+            names, templates, dataset and ``num_images``.
+        cache_dir: where cached results live; defaults to
+            ``work_dir/infoscore_cache``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, num_images: int = 100, topk: Optional[int] = None,
+                 cache: bool = True, cache_dir: Optional[str] = None):
+        if isinstance(num_images, bool) or not isinstance(num_images, int) \
+                or num_images < 1:
+            raise ValueError(f'InfoScoreHook: num_images={num_images!r}; it '
+                             'must be a positive integer (default 100).')
+        if topk is not None and (not isinstance(topk, int) or topk < 1):
+            raise ValueError(f'InfoScoreHook: topk={topk!r} must be a '
+                             'positive integer or None (the model\'s topk).')
+        self.num_images = num_images
+        self.topk = topk
+        self.cache = cache
+        self.cache_dir = cache_dir
+
+    # -------------------------------------------------------- runner events
+    def before_train(self, runner) -> None:
+        self._select(runner, runner.train_dataloader)
+
+    def before_test(self, runner) -> None:
+        self._select(runner, runner.test_dataloader)
+
+    def before_val(self, runner) -> None:
+        self._select(runner, runner.val_dataloader)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = _unwrap(runner.model)
+        if getattr(model, 'infoscore', None) is not None:
+            checkpoint.setdefault('meta', {})['infoscore'] = model.infoscore
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = _unwrap(runner.model)
+        saved = checkpoint.get('meta', {}).get('infoscore')
+        if saved and getattr(model, 'layer_selection', None) == 'infoscore':
+            model.set_layers(saved['selected'], saved)
+            runner.logger.info(
+                f'InfoScore layers from the checkpoint: {saved["selected"]}')
+
+    # -------------------------------------------------------- work
+    def _select(self, runner, dataloader) -> None:
+        model = _unwrap(runner.model)
+        if getattr(model, 'layer_selection', None) != 'infoscore' \
+                or model.layers is not None:
+            return
+        topk = self.topk or model.topk
+        n_layers = model.vlm.num_layers
+        if topk > n_layers:
+            raise ValueError(f'InfoScoreHook: topk={topk} but the model has '
+                             f'{n_layers} attention layers.')
+        key = self._cache_key(model, dataloader, topk)
+        cache_file = osp.join(self.cache_dir or osp.join(runner.work_dir,
+                                                         'infoscore_cache'),
+                              f'infoscore-{key[:20]}.json')
+        result = None
+        if self.cache and osp.isfile(cache_file):
+            with open(cache_file) as f:
+                result = json.load(f)
+            runner.logger.info(f'InfoScore: cache hit ({cache_file})')
+        if result is None:
+            result = rank_layers(model, dataloader, self.num_images, topk)
+            if self.cache and is_main_process():
+                _write_json(cache_file, result)
+        model.set_layers(result['selected'], result)
+        runner.logger.info(_format_ranking(result))
+        if is_main_process():
+            _write_json(osp.join(runner.work_dir, 'infoscore.json'), result)
+            plot_infoscore(result, osp.join(runner.work_dir, 'infoscore.png'))
+
+    def _cache_key(self, model, dataloader, topk) -> str:
+        h = hashlib.sha256()
+        for name, t in sorted(model.vlm.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().to('cpu').contiguous().numpy().tobytes())
+        dataset = dataloader.dataset
+        n = min(self.num_images, len(dataset))
+        paths = [dataset.get_data_info(i).get('img_path', str(i))
+                 for i in range(n)] if hasattr(dataset, 'get_data_info') \
+            else [str(len(dataset))]
+        h.update(json.dumps(dict(
+            classes=[list(c) for c in model.prompts.classes],
+            texts=list(model.prompts.texts), itm_reduce=model.itm_reduce,
+            itm_reweight=model.itm_reweight, align=model.align_corners,
+            dataset=type(dataset).__name__, images=paths, num_images=n,
+            topk=topk)).encode())
+        return h.hexdigest()
+
+
+def _write_json(path: str, obj) -> None:
+    with atomic_write(path, 'w') as f:
+        json.dump(obj, f, indent=2)
+
+
+def _format_ranking(result: dict) -> str:
+    lines = [f'InfoScore on {result["num_images"]} images; selected layers '
+             f'{result["selected"]}', 'layer  infoscore  rank']
+    rank = {l: i + 1 for i, l in enumerate(result['ranking'])}
+    for l in result['layers']:
+        mark = ' *' if l in result['selected'] else ''
+        lines.append(f'{l:5d}  {result["infoscore"][l]:9.4f}  {rank[l]:4d}{mark}')
+    return '\n'.join(lines)
+
+
+def plot_infoscore(result: dict, path: str) -> None:
+    """Bar chart of InfoScore per layer, selected layers highlighted."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    layers, scores = result['layers'], result['infoscore']
+    colours = ['tab:orange' if l in result['selected'] else 'tab:blue'
+               for l in layers]
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(layers) + 2), 3))
+    ax.bar([str(l) for l in layers], scores, color=colours)
+    ax.set_xlabel('attention layer')
+    ax.set_ylabel('InfoScore')
+    ax.set_title(f'InfoScore ({result["num_images"]} images); orange = '
+                 f'selected {result["selected"]}', fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path, 'wb') as f:
+        fig.savefig(f, format='png', dpi=100)
+    plt.close(fig)

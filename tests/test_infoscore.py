@@ -1,0 +1,200 @@
+"""InfoScore: the formula, streaming, and the hook inside a real Runner."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_powerone.infoscore import (InfoScoreAccumulator, class_marginals,
+                                      infoscore_batch)
+
+
+def numpy_infoscore(m):
+    """DESIGN.md section 1, written directly: m is [N, L, C]."""
+    m = np.clip(m.astype(np.float64), 1e-8, None)
+    H = lambda p: -(p * np.log(p)).sum(-1)  # noqa: E731
+    hbar = H(m).mean(0)
+    hdata = H(np.clip(m.mean(0), 1e-8, None))
+    cov = (m.std(0) / m.mean(0)).sum(-1)  # population std
+    return hdata / hbar * cov, hbar, hdata, cov
+
+
+def random_marginals(n=37, L=5, C=6, seed=0):
+    g = np.random.default_rng(seed)
+    return torch.from_numpy(g.dirichlet(np.full(C, 0.3), size=(n, L)))
+
+
+def test_accumulator_matches_direct_formula():
+    m = random_marginals()
+    res = infoscore_batch(m, topk=2)
+    score, hbar, hdata, cov = numpy_infoscore(m.numpy())
+    np.testing.assert_allclose(res['infoscore'], score, rtol=1e-10)
+    np.testing.assert_allclose(res['mean_image_entropy'], hbar, rtol=1e-10)
+    np.testing.assert_allclose(res['dataset_entropy'], hdata, rtol=1e-10)
+    np.testing.assert_allclose(res['cov'], cov, rtol=1e-10)
+    assert res['ranking'] == list(np.argsort(-score, kind='stable'))
+    assert res['selected'] == sorted(res['ranking'][:2])
+    assert res['num_images'] == 37
+
+
+@pytest.mark.parametrize('chunks', [[37], [1] * 37, [5, 13, 1, 18], [36, 1]])
+def test_streaming_in_any_chunking_gives_the_same_result(chunks):
+    m = random_marginals()
+    acc = InfoScoreAccumulator(5, 6)
+    start = 0
+    for c in chunks:
+        acc.update(m[start:start + c])
+        start += c
+    ref = infoscore_batch(m)
+    np.testing.assert_allclose(acc.finalize()['infoscore'], ref['infoscore'],
+                               rtol=1e-10)
+
+
+def test_merging_shards_equals_one_pass():
+    m = random_marginals(n=20)
+    a, b = InfoScoreAccumulator(5, 6), InfoScoreAccumulator(5, 6)
+    a.update(m[::2])
+    b.update(m[1::2])
+    a.merge(b)
+    np.testing.assert_allclose(a.finalize()['infoscore'],
+                               infoscore_batch(m)['infoscore'], rtol=1e-10)
+
+
+def test_a_committed_diverse_layer_outranks_a_uniform_one():
+    g = np.random.default_rng(1)
+    n, C = 50, 4
+    good = np.full((n, C), 0.02)
+    good[np.arange(n), g.integers(0, C, n)] = 0.94  # one class per image
+    flat = np.full((n, C), 1 / C) + g.normal(0, 0.01, (n, C))
+    flat /= flat.sum(1, keepdims=True)
+    m = torch.from_numpy(np.stack([flat, good], axis=1))
+    assert infoscore_batch(m, topk=1)['selected'] == [1]
+
+
+def test_errors():
+    with pytest.raises(ValueError, match='at least one image'):
+        InfoScoreAccumulator(3, 2).finalize()
+    acc = InfoScoreAccumulator(3, 2)
+    acc.update(random_marginals(4, 3, 2))
+    with pytest.raises(ValueError, match=r'topk=4 .* 3 attention layers'):
+        acc.finalize(topk=4)
+    bad = random_marginals(4, 3, 2)
+    bad[1, 2, 0] = float('nan')
+    with pytest.raises(ValueError, match=r'layer\(s\) \[2\]'):
+        InfoScoreAccumulator(3, 2).update(bad)
+
+
+def test_class_marginals_are_distributions():
+    maps = torch.rand(2, 3, 4, 5, 5)
+    m = class_marginals(maps, (20, 20), align_corners=True)
+    assert m.shape == (2, 3, 4)
+    torch.testing.assert_close(m.sum(-1), torch.ones(2, 3, dtype=m.dtype))
+
+
+def test_hook_rejects_bad_arguments():
+    from mmseg_powerone import InfoScoreHook
+    with pytest.raises(ValueError, match='num_images=0'):
+        InfoScoreHook(num_images=0)
+
+
+def test_model_topk_out_of_range(build_segmentor):
+    with pytest.raises(ValueError, match=r'topk=5: this VLM has 3'):
+        build_segmentor(layers='infoscore', topk=5)
+
+
+def test_infoscore_model_without_hook_says_how_to_fix(build_segmentor):
+    seg = build_segmentor(layers='infoscore')
+    with pytest.raises(RuntimeError, match='InfoScoreHook'):
+        seg.predict(torch.zeros(1, 3, 64, 64))
+
+
+# ---------------------------------------------------------------- runner
+from helpers import REPO, metrics_of, run  # noqa: E402
+
+
+def infoscore_config(tiny_config, tmp_path, classes="['sky, grass', 'cat', 'dog']"):
+    path = tmp_path / 'infoscore_cfg.py'
+    path.write_text(f"""
+_base_ = [{tiny_config!r}]
+model = dict(layers='infoscore', topk=2, class_names={classes})
+custom_hooks = [dict(type='InfoScoreHook', num_images=5)]
+""")
+    return str(path)
+
+
+def test_hook_sets_layers_in_runner_test_loop(tiny_config, tmp_path):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(infoscore_config(tiny_config, tmp_path))
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    model = runner.model
+    assert 'mIoU' in metrics
+    with open(tmp_path / 'work' / 'infoscore.json') as f:
+        saved = json.load(f)
+    for key in ('layers', 'infoscore', 'mean_image_entropy', 'dataset_entropy',
+                'cov', 'ranking', 'selected', 'num_images'):
+        assert key in saved
+    assert saved['num_images'] == 5
+    assert model.layers == saved['selected'] and len(model.layers) == 2
+    assert (tmp_path / 'work' / 'infoscore.png').stat().st_size > 1000
+    # The JSON agrees with a recomputation straight from layer_maps.
+    acc = InfoScoreAccumulator(3, 3)
+    ds = runner.test_dataloader.dataset
+    with torch.no_grad():
+        for i in range(5):
+            data = model.data_preprocessor(
+                runner.test_dataloader.collate_fn([ds[i]]), False)
+            maps = model.layer_maps(data['inputs'], [0, 1, 2])['maps']
+            acc.update(class_marginals(maps, data['inputs'].shape[2:], True))
+    ref = acc.finalize(2)
+    np.testing.assert_allclose(saved['infoscore'], ref['infoscore'], rtol=1e-6)
+    assert saved['ranking'] == ref['ranking']
+    # The chosen layers travel in checkpoint meta.
+    ckpt = {'meta': {}}
+    hook = [h for h in runner.hooks if type(h).__name__ == 'InfoScoreHook'][0]
+    hook.before_save_checkpoint(runner, ckpt)
+    assert ckpt['meta']['infoscore']['selected'] == saved['selected']
+    model.layers = None
+    hook.after_load_checkpoint(runner, ckpt)
+    assert model.layers == saved['selected']
+
+
+def test_cache_hit_and_miss(tiny_config, tmp_path):
+    work = str(tmp_path / 'work')
+    cfg = infoscore_config(tiny_config, tmp_path)
+    out1 = run(['tools/test.py', cfg, '--work-dir', work])
+    assert 'cache hit' not in out1
+    out2 = run(['tools/test.py', cfg, '--work-dir', work])
+    assert 'InfoScore: cache hit' in out2
+    cfg2 = infoscore_config(tiny_config, tmp_path / '..',
+                            classes="['sky, tree', 'cat', 'dog']")
+    out3 = run(['tools/test.py', cfg2, '--work-dir', work])
+    assert 'cache hit' not in out3
+
+
+def test_two_process_ranking_equals_one_process(tiny_config, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    cfg = infoscore_config(tiny_config, tmp_path)
+    env = dict(os.environ, PORT=str(port), PATH=os.path.dirname(
+        sys.executable) + os.pathsep + os.environ.get('PATH', ''))
+    two, one = tmp_path / 'two', tmp_path / 'one'
+    proc = subprocess.run(
+        ['bash', 'tools/dist_test.sh', cfg, 'none', '2', '--work-dir', str(two),
+         '--cfg-options', 'custom_hooks.0.cache=False'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    run(['tools/test.py', cfg, '--work-dir', str(one), '--cfg-options',
+         'custom_hooks.0.cache=False'])
+    a = json.loads((two / 'infoscore.json').read_text())
+    b = json.loads((one / 'infoscore.json').read_text())
+    assert a['ranking'] == b['ranking'] and a['num_images'] == b['num_images']
+    np.testing.assert_allclose(a['infoscore'], b['infoscore'], rtol=1e-6)
+    assert metrics_of(str(two))['mIoU'] == metrics_of(str(one))['mIoU']
