@@ -225,3 +225,16 @@ def test_layer_index_out_of_range_at_call_time(build_segmentor):
 def test_loss_says_training_is_not_available(build_segmentor):
     with pytest.raises(NotImplementedError, match='one-shot'):
         build_segmentor().loss(image(), [])
+
+
+def test_itm_reweight_off_is_plain_prompt_softmax(build_segmentor):
+    names = ['sky', 'cat', 'dog']  # one prompt per class: P == C
+    x = image(seed=9)
+    on = build_segmentor(class_names=names, layers=[1]).layer_maps(x)
+    off = build_segmentor(class_names=names, layers=[1],
+                          itm_reweight=False).layer_maps(x)
+    # without re-weighting each patch holds the softmax over prompts
+    torch.testing.assert_close(off['maps'].sum(2), torch.ones(1, 1, 4, 4))
+    # with it, each class map is scaled by its prompt's ITM score
+    torch.testing.assert_close(
+        on['maps'], off['maps'] * on['itm'][:, None, :, None, None])

@@ -1,89 +1,15 @@
 """The method through mmengine's Runner: our tools/test.py and mmseg's stock
 tools/test.py (shipped in the mmseg wheel) on a few generated images."""
-import glob
-import json
 import os
 import re
 import subprocess
 import sys
 
 import cv2
-import numpy as np
-import pytest
 
-from conftest import REPO
+from helpers import REPO, metrics_of, run
 
 CLASSES = ('background', 'cat', 'dog')
-
-
-@pytest.fixture(scope='module')
-def tiny_dataset(tmp_path_factory):
-    """Six 64x64 images in mmseg layout, including grayscale, RGBA and 16-bit
-    files, which must go through the pipeline as RGB."""
-    root = tmp_path_factory.mktemp('tiny_data')
-    os.makedirs(root / 'img')
-    os.makedirs(root / 'ann')
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        img = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-        label = np.zeros((64, 64), np.uint8)
-        label[8:40, 8:40] = 1 + i % 2
-        if i == 1:
-            img = img[:, :, 0]  # grayscale
-        elif i == 2:
-            img = np.dstack([img, np.full((64, 64), 200, np.uint8)])  # RGBA
-        elif i == 3:
-            img = img.astype(np.uint16) * 257  # 16-bit
-        cv2.imwrite(str(root / 'img' / f'{i:03d}.png'), img)
-        cv2.imwrite(str(root / 'ann' / f'{i:03d}.png'), label)
-    return str(root)
-
-
-@pytest.fixture(scope='module')
-def tiny_config(tmp_path_factory, tiny_dataset, tiny_blip_dir):
-    path = tmp_path_factory.mktemp('cfg') / 'powerone_blip-tiny_zeroshot_tiny.py'
-    path.write_text(f"""
-_base_ = [{os.path.join(REPO, 'configs/_base_/default_runtime.py')!r}]
-model = dict(
-    type='VLMAttentionSegmentor',
-    data_preprocessor=dict(type='SegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
-    vlm=dict(type='BLIPAdapter', pretrained={tiny_blip_dir!r}),
-    class_names=['sky, grass', 'cat', 'dog'],
-    layers=[0, 2])
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(64, 64), keep_ratio=False),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')]
-test_dataloader = dict(
-    batch_size=2, num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='BaseSegDataset', data_root={tiny_dataset!r},
-        data_prefix=dict(img_path='img', seg_map_path='ann'),
-        img_suffix='.png', seg_map_suffix='.png',
-        metainfo=dict(classes={CLASSES!r},
-                      palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0]]),
-        pipeline=test_pipeline))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-""")
-    return str(path)
-
-
-def run(args, cwd=REPO):
-    proc = subprocess.run([sys.executable] + args, cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
-def metrics_of(work_dir):
-    files = glob.glob(os.path.join(work_dir, '*', '*.json'))
-    assert files, f'no metrics json under {work_dir}'
-    with open(sorted(files)[-1]) as f:
-        return json.load(f)
 
 
 def test_our_test_tool_prints_miou_table(tiny_config, tmp_path):

@@ -6,3 +6,5 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(class_names='{{fileDirname}}/../_base_/class_names/voc21.txt')
+# Training-free: no training schedule, so no training data either.
+train_dataloader = None

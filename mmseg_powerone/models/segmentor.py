@@ -42,8 +42,13 @@ class VLMAttentionSegmentor(BaseSegmentor):
         prompt_templates: templates with one ``{}`` for the class name.
         multi_prompt: use every synonym of the object classes (background
             always uses all of its synonyms).
-        layers: attention layers (0-based) whose maps are averaged.
+        layers: attention layers (0-based) whose maps are averaged, or
+            'infoscore': the top-``topk`` layers by InfoScore, chosen on
+            unlabeled images by ``InfoScoreHook`` before testing/training.
+        topk: how many layers InfoScore selects.
         itm_reduce: 'max' (reference code) or 'first' (standard BLIP ITM).
+        itm_reweight: multiply each prompt's map by its ITM score (the
+            method); False gives the ablation without it.
         map_mode: 'attention' (the paper's maps, forward only).
         align_corners: used when upsampling maps and results; True as in the
             reference code.
@@ -59,8 +64,10 @@ class VLMAttentionSegmentor(BaseSegmentor):
                  class_names: Union[str, Sequence],
                  prompt_templates: Sequence[str] = DEFAULT_TEMPLATES,
                  multi_prompt: bool = False,
-                 layers: Optional[Sequence[int]] = None,
+                 layers: Union[Sequence[int], str, None] = None,
+                 topk: int = 2,
                  itm_reduce: str = 'max',
+                 itm_reweight: bool = True,
                  map_mode: str = 'attention',
                  align_corners: bool = True,
                  data_preprocessor: OptConfigType = None,
@@ -82,10 +89,26 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.prompt_templates = list(prompt_templates)
         self.multi_prompt = multi_prompt
         self.itm_reduce = itm_reduce
+        self.itm_reweight = itm_reweight
         self.map_mode = map_mode
         self.align_corners = align_corners
-        self.layers = self._check_layers(
-            list(range(self.vlm.num_layers)) if layers is None else layers)
+        n = self.vlm.num_layers
+        if isinstance(topk, bool) or not isinstance(topk, int) \
+                or not 1 <= topk <= n:
+            raise ValueError(f'topk={topk!r}: this VLM has {n} attention '
+                             f'layers; choose topk in [1, {n}].')
+        self.topk = topk
+        self.infoscore = None  # InfoScore result, once layers are ranked
+        if layers == 'infoscore':
+            self.layer_selection = 'infoscore'
+            self.layers = None  # set by InfoScoreHook (or checkpoint meta)
+        elif isinstance(layers, str):
+            raise ValueError(f"layers={layers!r}: give a list of layer "
+                             "indices or 'infoscore'.")
+        else:
+            self.layer_selection = 'fixed'
+            self.layers = self._check_layers(
+                list(range(n)) if layers is None else layers)
         self.test_cfg = _as_config(test_cfg or dict(mode='whole'))
         self.train_cfg = train_cfg
         self._tokens = None
@@ -124,6 +147,12 @@ class VLMAttentionSegmentor(BaseSegmentor):
             raise ValueError(f'`layers` {layers} repeats an index.')
         return layers
 
+    def set_layers(self, layers: Sequence[int], infoscore: Optional[dict] = None):
+        """Use these layers from now on (e.g. InfoScore's top-k)."""
+        self.layers = self._check_layers(layers)
+        if infoscore is not None:
+            self.infoscore = infoscore
+
     def prompt_tokens(self) -> Dict[str, Tensor]:
         """The tokenised prompts (computed once)."""
         if self._tokens is None:
@@ -144,14 +173,26 @@ class VLMAttentionSegmentor(BaseSegmentor):
             layers: attention layers; defaults to the configured ``layers``.
         Returns:
             dict(maps=[B, len(layers), C, h, w], itm=[B, P]); ``maps`` are
-            softmax-over-prompts times ITM, grouped into classes, before
+            softmax-over-prompts times ITM (if ``itm_reweight``), grouped
+            into classes, before
             upsampling and ensembling.
         """
-        layers = self.layers if layers is None else self._check_layers(layers)
+        if layers is None:
+            if self.layers is None:
+                raise RuntimeError(
+                    "layers='infoscore' but no layers have been selected: add "
+                    "custom_hooks=[dict(type='InfoScoreHook')] to the config "
+                    '(tools/train.py and tools/test.py then rank the layers '
+                    'first), load a checkpoint that stores them, or set '
+                    'model.layers to a list of indices.')
+            layers = self.layers
+        else:
+            layers = self._check_layers(layers)
         out = self.vlm(inputs, self.prompt_tokens(), layers,
                        itm_reduce=self.itm_reduce)
         h, w = out['grid']
-        maps = prompt_softmax_itm(out['attn'], out['itm'])  # [B, L, P, h*w]
+        weight = out['itm'] if self.itm_reweight else torch.ones_like(out['itm'])
+        maps = prompt_softmax_itm(out['attn'], weight)  # [B, L, P, h*w]
         maps = group_prompts(maps, self.prompts.class_index,
                              self.num_classes)  # [B, L, C, h*w]
         B, L, C, _ = maps.shape

@@ -1,0 +1,23 @@
+"""Helpers for tests that run the command-line tools."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, cwd=REPO):
+    proc = subprocess.run([sys.executable] + args, cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def metrics_of(work_dir):
+    files = glob.glob(os.path.join(work_dir, '*', '*.json'))
+    assert files, f'no metrics json under {work_dir}'
+    with open(sorted(files)[-1]) as f:
+        return json.load(f)
