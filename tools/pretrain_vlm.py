@@ -55,8 +55,6 @@ def parse_args(argv=None):
     p.add_argument('--bow-steps', type=int, default=800,
                    help='first stage: the vision encoder predicts the words '
                    'of each caption (bag-of-words captioning)')
-    p.add_argument('--rich', type=float, default=1.0,
-                   help='weight of the free-form caption pairs in ITM')
     p.add_argument('--pool', type=int, default=20000,
                    help='pretraining images (a split of their own)')
     p.add_argument('--curriculum', type=float, default=0.15,
