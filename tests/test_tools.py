@@ -61,3 +61,20 @@ def test_dist_test_two_processes_match_one(tiny_config, tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     run(['tools/test.py', tiny_config, '--work-dir', one])
     assert metrics_of(two)['mIoU'] == metrics_of(one)['mIoU']
+
+
+def test_voc21_config_has_the_reference_settings():
+    # Building it needs the real BLIP-large weights; its settings are checked.
+    from mmengine.config import Config
+    from mmseg_powerone.class_names import build_prompts
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs/powerone/powerone_blip-large_zeroshot_voc21.py'))
+    assert cfg.model.vlm.pretrained == 'Salesforce/blip-itm-large-coco'
+    assert cfg.model.layers == [0, 3] and cfg.model.itm_reduce == 'max'
+    prompts = build_prompts(cfg.model.class_names,
+                            cfg.model.prompt_templates, cfg.model.multi_prompt)
+    assert (prompts.num_classes, prompts.num_prompts) == (21, 49)
+    resize = cfg.test_dataloader.dataset.pipeline[1]
+    assert resize.scale == (512, 512) and resize.keep_ratio is False
+    assert cfg.train_dataloader is None
+    assert 'mmseg_powerone' in cfg.custom_imports.imports
