@@ -21,3 +21,14 @@ def metrics_of(work_dir):
     assert files, f'no metrics json under {work_dir}'
     with open(sorted(files)[-1]) as f:
         return json.load(f)
+
+
+def dist_env():
+    """Environment for tools/dist_*.sh: a free local port and the venv's
+    torchrun on PATH."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    return dict(os.environ, PORT=str(port), PATH=os.path.dirname(
+        sys.executable) + os.pathsep + os.environ.get('PATH', ''))

@@ -1,8 +1,6 @@
 """InfoScore: the formula, streaming, and the hook inside a real Runner."""
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -112,7 +110,7 @@ def test_infoscore_model_without_hook_says_how_to_fix(build_segmentor):
 
 
 # ---------------------------------------------------------------- runner
-from helpers import REPO, metrics_of, run  # noqa: E402
+from helpers import REPO, dist_env, metrics_of, run  # noqa: E402
 
 
 def infoscore_config(tiny_config, tmp_path, classes="['sky, grass', 'cat', 'dog']"):
@@ -178,13 +176,8 @@ def test_cache_hit_and_miss(tiny_config, tmp_path):
 
 
 def test_two_process_ranking_equals_one_process(tiny_config, tmp_path):
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
     cfg = infoscore_config(tiny_config, tmp_path)
-    env = dict(os.environ, PORT=str(port), PATH=os.path.dirname(
-        sys.executable) + os.pathsep + os.environ.get('PATH', ''))
+    env = dist_env()
     two, one = tmp_path / 'two', tmp_path / 'one'
     proc = subprocess.run(
         ['bash', 'tools/dist_test.sh', cfg, 'none', '2', '--work-dir', str(two),

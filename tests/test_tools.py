@@ -3,11 +3,10 @@ tools/test.py (shipped in the mmseg wheel) on a few generated images."""
 import os
 import re
 import subprocess
-import sys
 
 import cv2
 
-from helpers import REPO, metrics_of, run
+from helpers import REPO, dist_env, metrics_of, run
 
 CLASSES = ('background', 'cat', 'dog')
 
@@ -46,13 +45,7 @@ def test_stock_mmseg_test_tool_with_exported_checkpoint(tiny_config, tmp_path):
 
 
 def test_dist_test_two_processes_match_one(tiny_config, tmp_path):
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, PORT=str(port),
-               PATH=os.path.dirname(sys.executable) + os.pathsep +
-               os.environ.get('PATH', ''))
+    env = dist_env()
     two, one = str(tmp_path / 'two'), str(tmp_path / 'one')
     proc = subprocess.run(
         ['bash', 'tools/dist_test.sh', tiny_config, 'none', '2',

@@ -2,11 +2,9 @@
 test or a training run, without labels."""
 import hashlib
 import json
-import os
 import os.path as osp
 from typing import Optional
 
-import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
