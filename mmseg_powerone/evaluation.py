@@ -40,3 +40,11 @@ def presence_auroc(scores: np.ndarray, present: np.ndarray,
               for k, name in enumerate(names)}
     result['mean'] = float(np.nanmean(list(result.values())))
     return result
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    ra, rb = average_ranks(np.asarray(a)), average_ranks(np.asarray(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else float('nan')

@@ -191,3 +191,13 @@ def test_two_process_ranking_equals_one_process(tiny_config, tmp_path):
     assert a['ranking'] == b['ranking'] and a['num_images'] == b['num_images']
     np.testing.assert_allclose(a['infoscore'], b['infoscore'], rtol=1e-6)
     assert metrics_of(str(two))['mIoU'] == metrics_of(str(one))['mIoU']
+
+
+def test_spearman_rank_correlation():
+    from mmseg_powerone.evaluation import spearman
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [9, 5, 2, 0]) == pytest.approx(-1.0)
+    # ranks (3,1,2) vs (2,1,3): 1 - 6*(1+0+1)/(3*8) = 0.5
+    assert spearman([3, 1, 2], [0.2, 0.1, 0.5]) == pytest.approx(0.5)
+    # ties share their average rank
+    assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(0.8660254)

@@ -16,8 +16,8 @@ import sys
 import mmseg_powerone  # noqa: F401
 from mmengine.config import DictAction
 
-from mmseg_powerone.engine.analysis import (evaluate_layer_sets, rank_layers,
-                                            spearman)
+from mmseg_powerone.engine.analysis import evaluate_layer_sets, rank_layers
+from mmseg_powerone.evaluation import spearman
 from mmseg_powerone.utils import atomic_write
 from mmseg_powerone.utils.cli import build_model_and_loader
 

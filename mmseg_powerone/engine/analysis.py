@@ -113,13 +113,3 @@ def presence_scores(model, dataloader, num_images: Optional[int] = None):
                             for c in range(model.num_classes)])
     return torch.cat(scores).numpy(), torch.tensor(present).numpy()
 
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-    import numpy as np
-
-    from ..evaluation import average_ranks
-    ra, rb = average_ranks(np.asarray(a)), average_ranks(np.asarray(b))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
-    return float((ra * rb).sum() / denom) if denom > 0 else float('nan')
