@@ -5,6 +5,7 @@ import re
 import subprocess
 
 import cv2
+import pytest
 
 from helpers import REPO, dist_env, metrics_of, run
 
@@ -54,6 +55,22 @@ def test_dist_test_two_processes_match_one(tiny_config, tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     run(['tools/test.py', tiny_config, '--work-dir', one])
     assert metrics_of(two)['mIoU'] == metrics_of(one)['mIoU']
+
+
+@pytest.mark.parametrize('main', [True, False])
+def test_only_the_main_process_dumps_test_metrics(tmp_path, monkeypatch, main):
+    # Every rank dumping into one {timestamp}.json can corrupt it.
+    from unittest import mock
+    from mmseg_powerone.engine import logger_hook
+    monkeypatch.setattr(logger_hook, 'is_main_process', lambda: main)
+    runner = mock.MagicMock(log_dir=str(tmp_path))
+    runner.log_processor.get_log_after_epoch.return_value = (
+        {'mIoU': 12.5}, 'mIoU: 12.5')
+    hook = logger_hook.MainProcessLoggerHook()
+    hook.json_log_path = 'metrics.json'
+    hook.after_test_epoch(runner, {'mIoU': 12.5})
+    written = os.path.exists(tmp_path / 'metrics.json')
+    assert written == main
 
 
 def test_voc21_config_has_the_reference_settings():

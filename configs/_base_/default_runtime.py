@@ -6,7 +6,9 @@ custom_imports = dict(imports=['mmseg_powerone'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    # The stock LoggerHook dumps test metrics from every rank into one file.
+    logger=dict(type='MainProcessLoggerHook', interval=50,
+                log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
