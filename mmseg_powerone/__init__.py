@@ -9,13 +9,14 @@ from . import compat
 compat.apply()
 
 from .class_names import PromptSet, build_prompts, read_class_file  # noqa: E402
-from .datasets import SyntheticShapesDataset  # noqa: E402
-from .engine import InfoScoreHook  # noqa: E402
+from .datasets import OneShotDataset, SyntheticShapesDataset  # noqa: E402
+from .engine import InfoScoreHook, TrainableParamsOptimWrapperConstructor  # noqa: E402
 from .models import BLIPAdapter, VLMAttentionSegmentor  # noqa: E402
 
 __version__ = '0.1.0'
 
 __all__ = ['BLIPAdapter', 'VLMAttentionSegmentor', 'SyntheticShapesDataset',
-           'InfoScoreHook',
+           'OneShotDataset', 'InfoScoreHook',
+           'TrainableParamsOptimWrapperConstructor',
            'PromptSet',
            'build_prompts', 'read_class_file', '__version__']

@@ -96,7 +96,11 @@ def history_buffer_getattr(obj, name):
     this resolves exactly those statistics methods and refuses the rest.
     """
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # The built-in statistics enter ``_statistics_methods`` only when a first
+    # HistoryBuffer is created, which a fresh process (resume) has not done.
+    allowed = {'mean', 'max', 'min', 'current'} | set(
+        HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'Refusing getattr({obj!r}, {name!r}) while loading a checkpoint: '

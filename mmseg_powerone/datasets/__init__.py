@@ -1,3 +1,4 @@
+from .oneshot import OneShotDataset
 from .shapes import SyntheticShapesDataset
 
-__all__ = ['SyntheticShapesDataset']
+__all__ = ['OneShotDataset', 'SyntheticShapesDataset']

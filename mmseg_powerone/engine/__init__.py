@@ -1,4 +1,6 @@
 from .infoscore_hook import InfoScoreHook
 from .logger_hook import MainProcessLoggerHook
+from .optim import TrainableParamsOptimWrapperConstructor
 
-__all__ = ['InfoScoreHook', 'MainProcessLoggerHook']
+__all__ = ['InfoScoreHook', 'MainProcessLoggerHook',
+           'TrainableParamsOptimWrapperConstructor']

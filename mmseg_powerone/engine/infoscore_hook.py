@@ -36,12 +36,17 @@ class InfoScoreHook(Hook):
             names, templates, dataset and ``num_images``.
         cache_dir: where cached results live; defaults to
             ``work_dir/infoscore_cache``.
+        dataloader: rank on this loop's images ('train', 'val' or 'test')
+            instead of the running loop's; one-shot configs use 'test' so
+            InfoScore sees the unlabeled evaluation images, not the few
+            supports, and picks the layers the training-free model uses.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self, num_images: int = 100, topk: Optional[int] = None,
-                 cache: bool = True, cache_dir: Optional[str] = None):
+                 cache: bool = True, cache_dir: Optional[str] = None,
+                 dataloader: Optional[str] = None):
         if isinstance(num_images, bool) or not isinstance(num_images, int) \
                 or num_images < 1:
             raise ValueError(f'InfoScoreHook: num_images={num_images!r}; it '
@@ -49,6 +54,10 @@ class InfoScoreHook(Hook):
         if topk is not None and (not isinstance(topk, int) or topk < 1):
             raise ValueError(f'InfoScoreHook: topk={topk!r} must be a '
                              'positive integer or None (the model\'s topk).')
+        if dataloader not in (None, 'train', 'val', 'test'):
+            raise ValueError(f'InfoScoreHook: dataloader={dataloader!r}; use '
+                             "None, 'train', 'val' or 'test'.")
+        self.dataloader = dataloader
         self.num_images = num_images
         self.topk = topk
         self.cache = cache
@@ -83,6 +92,8 @@ class InfoScoreHook(Hook):
         if getattr(model, 'layer_selection', None) != 'infoscore' \
                 or model.layers is not None:
             return
+        if self.dataloader is not None:
+            dataloader = getattr(runner, f'{self.dataloader}_dataloader')
         topk = self.topk or model.topk
         n_layers = model.vlm.num_layers
         if topk > n_layers:

@@ -13,6 +13,8 @@ from .maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                    prompt_softmax_itm)
 
 MAP_MODES = ('attention', )
+TUNE_EMBEDDINGS = ('all', 'class_tokens')
+EXTRA_STATE_VERSION = 1
 
 
 @MODELS.register_module()
@@ -56,7 +58,13 @@ class VLMAttentionSegmentor(BaseSegmentor):
             mean/std.
         test_cfg: ``dict(mode='whole')`` or ``dict(mode='slide',
             crop_size=(h, w), stride=(h, w))``.
-        train_cfg, pretrained: accepted for mmseg tools that inject them.
+        train_cfg: one-shot fine-tuning, e.g. ``dict(tune_embeddings='all',
+            background_weight=0.5)``; None (training-free) has no
+            :meth:`loss`. ``tune_embeddings``: 'all' trains the word-embedding
+            table, 'class_tokens' only offsets of the class-name tokens'
+            rows. The selected layers' text-to-image attention always trains.
+            ``background_weight``: NLL weight of class 0.
+        pretrained: accepted for mmseg tools that inject it.
     """
 
     def __init__(self,
@@ -110,8 +118,19 @@ class VLMAttentionSegmentor(BaseSegmentor):
             self.layers = self._check_layers(
                 list(range(n)) if layers is None else layers)
         self.test_cfg = _as_config(test_cfg or dict(mode='whole'))
-        self.train_cfg = train_cfg
+        self.train_cfg = self._check_train_cfg(train_cfg)
+        self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
+        self._tuning_started = False
         self._tokens = None
+        if self.train_cfg:
+            if self.train_cfg.tune_embeddings == 'class_tokens':
+                self.vlm.add_token_offsets(
+                    [name for names in self.prompts.classes for name in names])
+            # Every parameter that tuning may train requires grad from here
+            # on, so the optimiser (built before InfoScore picks the layers)
+            # holds them; training starts by freezing the unselected ones.
+            for p in self._tuning_candidates().values():
+                p.requires_grad_(True)
         # Checkpoints of this model leave out the frozen pretrained VLM
         # weights: they come from ``vlm.pretrained`` when the model is built.
         self.register_state_dict_post_hook(_drop_pretrained_vlm_state)
@@ -146,6 +165,49 @@ class VLMAttentionSegmentor(BaseSegmentor):
         if len(set(layers)) != len(layers):
             raise ValueError(f'`layers` {layers} repeats an index.')
         return layers
+
+    @staticmethod
+    def _check_train_cfg(train_cfg):
+        if not train_cfg:
+            return None
+        cfg = _as_config(dict(tune_embeddings='all', background_weight=0.5))
+        unknown = set(train_cfg) - set(cfg)
+        if unknown:
+            raise ValueError(f'model.train_cfg has unknown keys {sorted(unknown)}; '
+                             f'it takes {sorted(cfg)}.')
+        cfg.update(train_cfg)
+        if cfg.tune_embeddings not in TUNE_EMBEDDINGS:
+            raise ValueError(f'train_cfg.tune_embeddings={cfg.tune_embeddings!r}; '
+                             f'use one of {TUNE_EMBEDDINGS}.')
+        w = cfg.background_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+            raise ValueError(f'train_cfg.background_weight={w!r} must be a '
+                             'non-negative number (reference: 0.5).')
+        return cfg
+
+    def _tuning_candidates(self) -> Dict[str, torch.nn.Parameter]:
+        layers = self.layers if self.layers is not None \
+            else range(self.vlm.num_layers)
+        return self.vlm.tunable_parameters(layers,
+                                           self.train_cfg.tune_embeddings)
+
+    def start_tuning(self) -> None:
+        """Train the selected layers' attention and the embeddings; freeze
+        every other parameter (done once, when training begins, because
+        InfoScore picks the layers only then)."""
+        if self.layers is None:
+            raise RuntimeError(
+                "layers='infoscore' but no layers have been selected before "
+                "training: add custom_hooks=[dict(type='InfoScoreHook')] to "
+                'the config or set model.layers to a list of indices.')
+        tuned = self.vlm.tunable_parameters(self.layers,
+                                            self.train_cfg.tune_embeddings)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for p in tuned.values():
+            p.requires_grad_(True)
+        self.tuned_params = sorted(tuned)
+        self._tuning_started = True
 
     def set_layers(self, layers: Sequence[int], infoscore: Optional[dict] = None):
         """Use these layers from now on (e.g. InfoScore's top-k)."""
@@ -232,10 +294,77 @@ class VLMAttentionSegmentor(BaseSegmentor):
         return self.encode_decode(inputs)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        raise NotImplementedError(
-            'VLMAttentionSegmentor has no training step yet: one-shot '
-            'fine-tuning is not implemented in this version. Use tools/test.py '
-            'for the training-free method.')
+        """One-shot tuning loss: NLL of the log of the class-normalised top-K
+        ensemble map against the label (background weighted, 255 ignored)."""
+        if not self.train_cfg:
+            raise RuntimeError(
+                'This VLMAttentionSegmentor is training-free (model.train_cfg '
+                "is None). For one-shot fine-tuning set model.train_cfg=dict("
+                "tune_embeddings='all'), as configs/powerone/*_oneshot_*.py do.")
+        if not self._tuning_started:
+            self.start_tuning()
+        labels = torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
+        probs = self.encode_decode(inputs)  # [B, C, H, W]
+        if probs.shape[2:] != labels.shape[1:]:
+            raise ValueError(f'Label size {tuple(labels.shape[1:])} differs '
+                             f'from the image size {tuple(probs.shape[2:])}.')
+        weight = probs.new_ones(self.num_classes)
+        weight[0] = self.train_cfg.background_weight
+        log_probs = probs.clamp_min(1e-8).log()
+        loss = F.nll_loss(log_probs, labels.long(), weight=weight,
+                          ignore_index=255)
+        valid = labels != 255
+        acc = (probs.argmax(1) == labels)[valid].float().mean() * 100
+        return dict(loss_nll=loss, acc_seg=acc.detach())
+
+    # ------------------------------------------------------------- state
+    def get_extra_state(self) -> dict:
+        """What a checkpoint needs to load safely: the VLM it was made with,
+        the classes, the layers and which VLM parameters it carries."""
+        return dict(version=EXTRA_STATE_VERSION, vlm=self.vlm.signature(),
+                    class_names=[list(c) for c in self.prompts.classes],
+                    prompt_templates=list(self.prompt_templates),
+                    layers=self.layers, tuned_params=list(self.tuned_params),
+                    tune_embeddings=(self.train_cfg or {}).get(
+                        'tune_embeddings'))
+
+    def set_extra_state(self, state: dict) -> None:
+        mine = self.get_extra_state()
+        if state.get('vlm') != mine['vlm']:
+            diff = {k: (state.get('vlm', {}).get(k), v)
+                    for k, v in mine['vlm'].items()
+                    if state.get('vlm', {}).get(k) != v}
+            raise ValueError(
+                'Checkpoint was made with a different VLM than this model: '
+                + ', '.join(f'{k}: checkpoint {a!r} vs model {b!r}'
+                            for k, (a, b) in diff.items())
+                + '. Load it with the model.vlm it was trained with.')
+        tuned = list(state.get('tuned_params') or [])
+        if not tuned:  # training-free: only the InfoScore layers carry over
+            if self.layer_selection == 'infoscore' and self.layers is None \
+                    and state.get('layers'):
+                self.set_layers(state['layers'])
+            return
+        if state.get('class_names') != mine['class_names']:
+            raise ValueError(
+                f'Checkpoint was tuned for the classes {state.get("class_names")}'
+                f' but this model has {mine["class_names"]}. Use the class_names'
+                ' it was tuned with (or the training-free model for new names).')
+        own = dict(self.vlm.named_parameters())
+        absent = [n for n in tuned if n not in own]
+        if absent:
+            raise ValueError(
+                f'Checkpoint tunes parameters {absent} that this model does not '
+                f'have: it was tuned with tune_embeddings='
+                f'{state.get("tune_embeddings")!r}; build the model with that '
+                'model.train_cfg.')
+        if self.layer_selection == 'fixed' and self.layers != state['layers']:
+            raise ValueError(
+                f'Checkpoint was tuned on layers {state["layers"]} but '
+                f'model.layers={self.layers}. Set model.layers to '
+                f"{state['layers']} or to 'infoscore'.")
+        self.set_layers(state['layers'])
+        self.tuned_params = tuned
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         mode = self.test_cfg.get('mode', 'whole')
@@ -285,9 +414,11 @@ def _pair(value, name):
 
 
 def _frozen_vlm_keys(module, prefix=''):
-    """State-dict keys of the VLM's frozen pretrained weights: checkpoints
-    leave them out, they are rebuilt from ``vlm.pretrained``."""
-    return {f'{prefix}vlm.{k}' for k in module.vlm.state_dict().keys()}
+    """State-dict keys of the VLM's pretrained weights that were not tuned:
+    checkpoints leave them out, they are rebuilt from ``vlm.pretrained``."""
+    tuned = set(module.tuned_params)
+    return {f'{prefix}vlm.{k}' for k in module.vlm.state_dict().keys()
+            if k not in tuned}
 
 
 def _drop_pretrained_vlm_state(module, state_dict, prefix, local_metadata):

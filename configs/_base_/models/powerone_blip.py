@@ -7,7 +7,9 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    # training batches are padded to a multiple of 32 (labels with 255)
+    size_divisor=32)
 model = dict(
     type='VLMAttentionSegmentor',
     data_preprocessor=data_preprocessor,

@@ -24,6 +24,29 @@ class BaseVLMAdapter(BaseModule):
     def init_weights(self):
         """Weights come from the pretrained VLM: never re-initialise them."""
 
+    def train(self, mode: bool = True):
+        """Stay in eval mode, also while tuning: no dropout, so maps and
+        training are deterministic."""
+        return super().train(False)
+
+    def signature(self) -> Dict:
+        """What a checkpoint of tuned parameters must match: the adapter type
+        and the architecture sizes."""
+        raise NotImplementedError
+
+    def tunable_parameters(self, layers: Sequence[int],
+                           embeddings: str = 'all') -> Dict[str, torch.nn.Parameter]:
+        """The parameters one-shot tuning trains, by name (relative to the
+        adapter): the text word embeddings ('all' the table, 'class_tokens'
+        the offsets made by :meth:`add_token_offsets`) and every parameter of
+        the text-to-image attention of ``layers``."""
+        raise NotImplementedError
+
+    def add_token_offsets(self, texts: Sequence[str]) -> None:
+        """Create trainable offsets (zero) for the word embeddings of the
+        tokens of ``texts`` only, so tuning can leave the other rows intact."""
+        raise NotImplementedError
+
     def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
         """Tokenise every prompt of ``prompts`` once; the result is passed
         back to :meth:`forward` (and moved to the input's device there)."""

@@ -1,5 +1,6 @@
 """BLIP (Hugging Face ``BlipForImageTextRetrieval``) behind the adapter
 interface."""
+import hashlib
 import math
 import os
 from typing import Dict, List, Sequence, Tuple
@@ -86,10 +87,63 @@ class BLIPAdapter(BaseVLMAdapter):
         self.head_dim = text_cfg.hidden_size // text_cfg.num_attention_heads
         self.max_tokens = text_cfg.max_position_embeddings
         self.patch_size = self.model.config.vision_config.patch_size
+        self.token_offsets = None  # see add_token_offsets
 
     @property
     def text_layers(self):
         return self.model.text_encoder.encoder.layer
+
+    def signature(self) -> Dict:
+        text, vision = self.model.config.text_config, self.model.config.vision_config
+        # A fingerprint of two small frozen weights tells apart checkpoints
+        # of the same architecture (e.g. BLIP fine-tuned on COCO vs Flickr).
+        h = hashlib.sha256()
+        for t in (self.model.itm_head.weight,
+                  self.model.vision_model.embeddings.patch_embedding.weight):
+            h.update(t.detach().to('cpu', torch.float32).contiguous().numpy().tobytes())
+        return dict(type=type(self).__name__, text_layers=self.num_layers,
+                    text_hidden=text.hidden_size, vocab=text.vocab_size,
+                    vision_hidden=vision.hidden_size,
+                    vision_layers=vision.num_hidden_layers,
+                    patch_size=self.patch_size, weights=h.hexdigest()[:16])
+
+    def add_token_offsets(self, texts: Sequence[str]) -> None:
+        ids = sorted({i for t in texts for i in self.tokenizer(
+            t, add_special_tokens=False)['input_ids']})
+        vocab = self.model.config.text_config.vocab_size
+        row = torch.full((vocab, ), -1, dtype=torch.long)
+        row[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))
+        self.register_buffer('offset_row', row, persistent=False)  # [vocab]
+        dim = self.model.config.text_config.hidden_size
+        self.token_offsets = torch.nn.Parameter(torch.zeros(len(ids), dim))
+
+    def tunable_parameters(self, layers: Sequence[int],
+                           embeddings: str = 'all') -> Dict[str, torch.nn.Parameter]:
+        names = {id(p): n for n, p in self.named_parameters()}
+        if embeddings == 'all':
+            params = [self.model.text_encoder.embeddings.word_embeddings.weight]
+        elif embeddings == 'class_tokens':
+            if self.token_offsets is None:
+                raise RuntimeError("embeddings='class_tokens' needs "
+                                   'add_token_offsets() first.')
+            params = [self.token_offsets]
+        else:
+            raise ValueError(f"embeddings={embeddings!r}; use 'all' or "
+                             "'class_tokens'.")
+        for l in layers:
+            params.extend(self.text_layers[l].crossattention.parameters())
+        return {names[id(p)]: p for p in params}
+
+    def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Text embeddings [P, T, D], with the tuned token offsets if any."""
+        emb = self.model.text_encoder.embeddings
+        if self.token_offsets is None:
+            return emb(input_ids=input_ids)
+        words = emb.word_embeddings(input_ids)  # [P, T, D]
+        row = self.offset_row[input_ids]  # [P, T], -1: token without offset
+        offset = self.token_offsets[row.clamp(min=0)]  # [P, T, D]
+        words = words + torch.where((row >= 0)[..., None], offset, 0.0)
+        return emb(inputs_embeds=words)
 
     def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
         tok = self.tokenizer(list(prompts.texts), padding=True,
@@ -140,9 +194,8 @@ class BLIPAdapter(BaseVLMAdapter):
         Returns:
             attn [len(layers), P, h*w] and itm [P]
         """
-        te = self.model.text_encoder
         P, T = input_ids.shape
-        hidden = te.embeddings(input_ids=input_ids)  # [P, T, D]
+        hidden = self.embed_text(input_ids)  # [P, T, D]
         # additive mask over keys for the text self-attention: [P, 1, 1, T]
         self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
             * torch.finfo(hidden.dtype).min
