@@ -88,3 +88,22 @@ def test_voc21_config_has_the_reference_settings():
     assert resize.scale == (512, 512) and resize.keep_ratio is False
     assert cfg.train_dataloader is None
     assert 'mmseg_powerone' in cfg.custom_imports.imports
+
+
+def test_voc21_oneshot_config_has_the_reference_schedule():
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs/powerone/powerone_blip-large_oneshot_voc21.py'))
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4,
+                                               weight_decay=0.05)
+    assert cfg.optim_wrapper.accumulative_counts == 2
+    assert cfg.train_cfg.max_epochs == 5
+    assert cfg.model.train_cfg == dict(tune_embeddings='all',
+                                       background_weight=0.5)
+    wrapper = cfg.train_dataloader.dataset
+    assert wrapper.type == 'OneShotDataset' and wrapper.shots == 1
+    assert wrapper.dataset.type == 'PascalVOCDataset'
+    assert wrapper.dataset.ann_file.endswith('train.txt')
+    assert cfg.model.layers == 'infoscore'
+    assert dict(type='InfoScoreHook', num_images=100,
+                dataloader='test') in cfg.custom_hooks

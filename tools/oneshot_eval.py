@@ -79,6 +79,14 @@ def last_checkpoint(work_dir):
         return f.read().strip()
 
 
+def tuned_layers(checkpoint):
+    import torch
+
+    import mmseg_powerone  # noqa: F401  (safe loading of mmengine checkpoints)
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    return state['state_dict']['_extra_state']['layers']
+
+
 def test_metrics(work_dir):
     files = sorted(glob.glob(os.path.join(work_dir, '*', '*.json')),
                    key=os.path.getmtime)
@@ -100,8 +108,7 @@ def run_draw(args, seed, work):
               os.path.join(draw_dir, 'test'), '--cfg-options'] + opts,
              f'testing draw {seed}')
     metrics = test_metrics(os.path.join(draw_dir, 'test'))
-    with open(os.path.join(draw_dir, 'infoscore.json')) as f:
-        layers = json.load(f)['selected']
+    layers = tuned_layers(ckpt)
     return dict(seed=seed, checkpoint=ckpt, train_seconds=round(train_s, 1),
                 layers=layers, **{m: metrics[m] for m in METRICS})
 

@@ -4,9 +4,12 @@ For each generator seed: make the synthetic data if missing; rank the tiny
 BLIP's attention layers by InfoScore (no labels) and, for the table, measure
 each layer alone; run the training-free top-2 model through tools/test.py
 with and without ITM re-weighting; measure presence AUROC of the ITM score.
+On the first seed, one-shot fine-tuning over several support draws
+(tools/oneshot_eval.py: tools/train.py then tools/test.py per draw).
 Prints one table and writes it to WORK_DIR/results.{json,md}.
 
-    python tools/quickstart.py [--seeds 0 1] [--work-dir work_dirs/quickstart]
+    python tools/quickstart.py [--seeds 0 1] [--oneshot-draws 5]
+        [--work-dir work_dirs/quickstart]
 """
 import argparse
 import glob
@@ -21,6 +24,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZEROSHOT = os.path.join(REPO, 'configs', 'powerone',
                         'powerone_blip-tiny_zeroshot_shapes.py')
+ONESHOT = os.path.join(REPO, 'configs', 'powerone',
+                       'powerone_blip-tiny_oneshot_shapes.py')
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
 
@@ -36,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default='work_dirs/quickstart')
     p.add_argument('--num-images', type=int, default=100,
                    help='unlabeled images for InfoScore')
+    p.add_argument('--oneshot-draws', type=int, default=5,
+                   help='support draws for one-shot fine-tuning on the first '
+                   'seed (0 skips it)')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='key=value overrides for every run, e.g. '
                    'model.vlm.pretrained=DIR')
@@ -118,6 +126,9 @@ def run_seed(seed, args):
     layers = '[' + ','.join(map(str, chosen)) + ']'
     off = test_tool(ZEROSHOT, os.path.join(work, 'zeroshot_no_itm'),
                     opts + ['model.itm_reweight=False', f'model.layers={layers}'])
+    oneshot = None
+    if seed == args.seeds[0] and args.oneshot_draws > 0:
+        oneshot = run_oneshot(root, os.path.join(work, 'oneshot'), args)
     _, model, loader = build_model_and_loader(ZEROSHOT, data_opt)
     model.set_layers(r['selected'])
     scores, present = presence_scores(model, loader)
@@ -125,7 +136,24 @@ def run_seed(seed, args):
     auroc = presence_auroc(scores[:, 1:], present[:, 1:], names)
     return dict(seed=seed, data_root=root, infoscore=r,
                 zeroshot_miou=on['mIoU'], zeroshot_no_itm_miou=off['mIoU'],
-                presence_auroc=auroc, background_miou=background_baseline(root))
+                presence_auroc=auroc, background_miou=background_baseline(root),
+                oneshot=oneshot)
+
+
+def run_oneshot(root, work, args):
+    """tools/oneshot_eval.py on this world; its JSON result."""
+    print(f'[quickstart] one-shot fine-tuning, {args.oneshot_draws} support '
+          'draws (tools/oneshot_eval.py)', flush=True)
+    cmd = [sys.executable, os.path.join(REPO, 'tools', 'oneshot_eval.py'),
+           ONESHOT, '--draws', str(args.oneshot_draws), '--work-dir', work,
+           '--cfg-options', f'train_dataloader.dataset.dataset.data_root={root}',
+           f'test_dataloader.dataset.data_root={root}'] + args.cfg_options
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f'[quickstart] {" ".join(cmd)} failed:\n'
+                 f'{(proc.stdout + proc.stderr)[-3000:]}')
+    with open(os.path.join(work, 'oneshot_eval.json')) as f:
+        return json.load(f)
 
 
 def table(results):
@@ -149,6 +177,19 @@ def table(results):
         [f'**{r["zeroshot_miou"]:.1f}**' for r in results])
     row('training-free top-2 without ITM re-weighting',
         [f'{r["zeroshot_no_itm_miou"]:.1f}' for r in results])
+    def oneshot(r, fmt):
+        return fmt(r['oneshot']) if r['oneshot'] else '—'
+
+    draws = next((len(r['oneshot']['draws']) for r in results
+                  if r['oneshot']), 0)
+    if draws:
+        row(f'**one-shot top-2 mIoU**, mean ± std over {draws} support draws '
+            '(tools/oneshot_eval.py)',
+            [oneshot(r, lambda o: f'**{o["summary"]["mIoU"]["mean"]:.1f} ± '
+                     f'{o["summary"]["mIoU"]["std"]:.1f}**') for r in results])
+        row('one-shot training time per draw, s (max)',
+            [oneshot(r, lambda o: f'{max(d["train_seconds"] for d in o["draws"]):.0f}')
+             for r in results])
     row('all-background baseline mIoU',
         [f'{r["background_miou"]:.1f}' for r in results])
     return '\n'.join(rows)
