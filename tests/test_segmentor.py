@@ -222,11 +222,6 @@ def test_layer_index_out_of_range_at_call_time(build_segmentor):
         build_segmentor().layer_maps(image(), [5])
 
 
-def test_loss_says_training_is_not_available(build_segmentor):
-    with pytest.raises(NotImplementedError, match='one-shot'):
-        build_segmentor().loss(image(), [])
-
-
 def test_itm_reweight_off_is_plain_prompt_softmax(build_segmentor):
     names = ['sky', 'cat', 'dog']  # one prompt per class: P == C
     x = image(seed=9)
