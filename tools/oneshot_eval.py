@@ -83,8 +83,9 @@ def tuned_layers(checkpoint):
     import torch
 
     import mmseg_powerone  # noqa: F401  (safe loading of mmengine checkpoints)
+    from mmseg_powerone.models.segmentor import decode_info
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    return state['state_dict']['_extra_state']['layers']
+    return decode_info(state['state_dict']['_extra_state'])['layers']
 
 
 def test_metrics(work_dir):

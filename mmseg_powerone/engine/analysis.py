@@ -42,7 +42,7 @@ def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
     if num_images < 1:
         raise ValueError(f'num_images={num_images}: InfoScore needs at least '
                          'one image.')
-    layers = list(range(model.vlm.num_layers))
+    layers = list(range(model.adapter.num_layers))
     acc = InfoScoreAccumulator(len(layers), model.num_classes)
     was_training = model.training
     model.eval()

@@ -95,7 +95,7 @@ class InfoScoreHook(Hook):
         if self.dataloader is not None:
             dataloader = getattr(runner, f'{self.dataloader}_dataloader')
         topk = self.topk or model.topk
-        n_layers = model.vlm.num_layers
+        n_layers = model.adapter.num_layers
         if topk > n_layers:
             raise ValueError(f'InfoScoreHook: topk={topk} but the model has '
                              f'{n_layers} attention layers.')
@@ -120,7 +120,7 @@ class InfoScoreHook(Hook):
 
     def _cache_key(self, model, dataloader, topk) -> str:
         h = hashlib.sha256()
-        for name, t in sorted(model.vlm.state_dict().items()):
+        for name, t in sorted(model.adapter.state_dict().items()):
             h.update(name.encode())
             h.update(t.detach().to('cpu').contiguous().numpy().tobytes())
         dataset = dataloader.dataset

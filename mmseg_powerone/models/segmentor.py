@@ -1,8 +1,10 @@
 """Open-vocabulary segmentation from a VLM's text-to-image attention."""
+import json
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import is_model_wrapper
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
@@ -100,7 +102,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.itm_reweight = itm_reweight
         self.map_mode = map_mode
         self.align_corners = align_corners
-        n = self.vlm.num_layers
+        n = self.adapter.num_layers
         if isinstance(topk, bool) or not isinstance(topk, int) \
                 or not 1 <= topk <= n:
             raise ValueError(f'topk={topk!r}: this VLM has {n} attention '
@@ -124,7 +126,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self._tokens = None
         if self.train_cfg:
             if self.train_cfg.tune_embeddings == 'class_tokens':
-                self.vlm.add_token_offsets(
+                self.adapter.add_token_offsets(
                     [name for names in self.prompts.classes for name in names])
             # Every parameter that tuning may train requires grad from here
             # on, so the optimiser (built before InfoScore picks the layers)
@@ -138,6 +140,12 @@ class VLMAttentionSegmentor(BaseSegmentor):
 
     # ------------------------------------------------------------- helpers
     @property
+    def adapter(self):
+        """The VLM adapter, unwrapped when distributed training has put it
+        in DDP (``self.vlm(...)`` still runs through the wrapper)."""
+        return self.vlm.module if is_model_wrapper(self.vlm) else self.vlm
+
+    @property
     def class_names(self) -> List[str]:
         return self.prompts.class_names
 
@@ -150,7 +158,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         return self.num_classes
 
     def _check_layers(self, layers) -> List[int]:
-        n = self.vlm.num_layers
+        n = self.adapter.num_layers
         if isinstance(layers, int):
             layers = [layers]
         layers = list(layers)
@@ -187,8 +195,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
 
     def _tuning_candidates(self) -> Dict[str, torch.nn.Parameter]:
         layers = self.layers if self.layers is not None \
-            else range(self.vlm.num_layers)
-        return self.vlm.tunable_parameters(layers,
+            else range(self.adapter.num_layers)
+        return self.adapter.tunable_parameters(layers,
                                            self.train_cfg.tune_embeddings)
 
     def start_tuning(self) -> None:
@@ -200,7 +208,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 "layers='infoscore' but no layers have been selected before "
                 "training: add custom_hooks=[dict(type='InfoScoreHook')] to "
                 'the config or set model.layers to a list of indices.')
-        tuned = self.vlm.tunable_parameters(self.layers,
+        tuned = self.adapter.tunable_parameters(self.layers,
                                             self.train_cfg.tune_embeddings)
         for p in self.parameters():
             p.requires_grad_(False)
@@ -218,13 +226,13 @@ class VLMAttentionSegmentor(BaseSegmentor):
     def prompt_tokens(self) -> Dict[str, Tensor]:
         """The tokenised prompts (computed once)."""
         if self._tokens is None:
-            self._tokens = self.vlm.prompt_batch(self.prompts)
+            self._tokens = self.adapter.prompt_batch(self.prompts)
         return self._tokens
 
     # ------------------------------------------------------------- method
     def extract_feat(self, inputs: Tensor):
         """Image tokens of the VLM, [B, 1 + h*w, D], and the grid (h, w)."""
-        return self.vlm.encode_image(inputs)
+        return self.adapter.encode_image(inputs)
 
     def layer_maps(self, inputs: Tensor,
                    layers: Optional[Sequence[int]] = None) -> Dict[str, Tensor]:
@@ -265,7 +273,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         """Class probabilities [B, C, H, W] of the configured layers'
         ensemble at the input size."""
         H, W = inputs.shape[2:]
-        p = self.vlm.patch_size
+        p = self.adapter.patch_size
         pad_h, pad_w = (-H) % p, (-W) % p
         if pad_h or pad_w:  # the grid must cover the image exactly
             inputs = F.pad(inputs, (0, pad_w, 0, pad_h))
@@ -318,18 +326,25 @@ class VLMAttentionSegmentor(BaseSegmentor):
         return dict(loss_nll=loss, acc_seg=acc.detach())
 
     # ------------------------------------------------------------- state
-    def get_extra_state(self) -> dict:
-        """What a checkpoint needs to load safely: the VLM it was made with,
-        the classes, the layers and which VLM parameters it carries."""
-        return dict(version=EXTRA_STATE_VERSION, vlm=self.vlm.signature(),
+    def get_extra_state(self) -> Tensor:
+        """What a checkpoint needs to load safely (:meth:`checkpoint_info`),
+        as JSON bytes in a uint8 tensor: mmengine broadcasts every state-dict
+        entry as a tensor in distributed training."""
+        return encode_info(self.checkpoint_info())
+
+    def checkpoint_info(self) -> dict:
+        """The VLM the weights belong to, the classes, the layers and which
+        VLM parameters the checkpoint carries."""
+        return dict(version=EXTRA_STATE_VERSION, vlm=self.adapter.signature(),
                     class_names=[list(c) for c in self.prompts.classes],
                     prompt_templates=list(self.prompt_templates),
                     layers=self.layers, tuned_params=list(self.tuned_params),
                     tune_embeddings=(self.train_cfg or {}).get(
                         'tune_embeddings'))
 
-    def set_extra_state(self, state: dict) -> None:
-        mine = self.get_extra_state()
+    def set_extra_state(self, state: Tensor) -> None:
+        state = decode_info(state)
+        mine = self.checkpoint_info()
         if state.get('vlm') != mine['vlm']:
             diff = {k: (state.get('vlm', {}).get(k), v)
                     for k, v in mine['vlm'].items()
@@ -350,7 +365,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 f'Checkpoint was tuned for the classes {state.get("class_names")}'
                 f' but this model has {mine["class_names"]}. Use the class_names'
                 ' it was tuned with (or the training-free model for new names).')
-        own = dict(self.vlm.named_parameters())
+        own = dict(self.adapter.named_parameters())
         absent = [n for n in tuned if n not in own]
         if absent:
             raise ValueError(
@@ -396,6 +411,20 @@ class VLMAttentionSegmentor(BaseSegmentor):
         return probs / count
 
 
+def encode_info(info: dict) -> Tensor:
+    """A JSON-able dict as a uint8 tensor (a state-dict entry)."""
+    return torch.tensor(list(json.dumps(info).encode()), dtype=torch.uint8)
+
+
+def decode_info(entry) -> dict:
+    """Inverse of :func:`encode_info`: e.g. ``decode_info(
+    checkpoint['state_dict']['_extra_state'])`` tells the layers a tuned
+    checkpoint uses."""
+    if isinstance(entry, Tensor):
+        return json.loads(bytes(entry.tolist()).decode())
+    return dict(entry)
+
+
 def _as_config(cfg):
     from mmengine.config import ConfigDict
     return cfg if isinstance(cfg, ConfigDict) else ConfigDict(cfg)
@@ -417,11 +446,17 @@ def _frozen_vlm_keys(module, prefix=''):
     """State-dict keys of the VLM's pretrained weights that were not tuned:
     checkpoints leave them out, they are rebuilt from ``vlm.pretrained``."""
     tuned = set(module.tuned_params)
-    return {f'{prefix}vlm.{k}' for k in module.vlm.state_dict().keys()
+    return {f'{prefix}vlm.{k}' for k in module.adapter.state_dict().keys()
             if k not in tuned}
 
 
 def _drop_pretrained_vlm_state(module, state_dict, prefix, local_metadata):
+    # In distributed training ``vlm`` sits in DDP and torch names its keys
+    # ``vlm.module.*``; checkpoints use the unwrapped names, which is what
+    # mmengine's loader matches, wrapped or not.
+    wrapped = f'{prefix}vlm.module.'
+    for key in [k for k in state_dict if k.startswith(wrapped)]:
+        state_dict[f'{prefix}vlm.' + key[len(wrapped):]] = state_dict.pop(key)
     for key in _frozen_vlm_keys(module, prefix):
         state_dict.pop(key, None)
 

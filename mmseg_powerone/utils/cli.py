@@ -51,6 +51,14 @@ def init_cpu_process_group(cfg):
     dist.init_process_group(backend='gloo',
                             timeout=timedelta(seconds=timeout))
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    # The Runner gives DDP device_ids=[LOCAL_RANK], which DDP refuses for a
+    # CPU module; CPU DDP needs device_ids=None.
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg.setdefault('device_ids', None)
 
 
 def build_model_and_loader(config, cfg_options=None, split='test'):

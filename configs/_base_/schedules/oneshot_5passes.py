@@ -12,3 +12,8 @@ default_hooks = dict(
     logger=dict(interval=5, log_metric_by_epoch=True),
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                     max_keep_ckpts=2))
+# Multi-process training: the optimiser is built before InfoScore picks the
+# layers, so every candidate layer is wrapped in DDP and the unselected ones
+# receive no gradient.
+model_wrapper_cfg = dict(
+    type='MMSeparateDistributedDataParallel', find_unused_parameters=True)
