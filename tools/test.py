@@ -39,6 +39,8 @@ def trigger_visualization_hook(cfg, args):
             '--show/--show-dir need default_hooks.visualization = '
             "dict(type='SegVisualizationHook') in the config.")
     hooks.visualization['draw'] = True
+    # mmseg's hook paints every 50th batch by default; paint every image.
+    hooks.visualization['interval'] = 1
     if args.show:
         hooks.visualization['show'] = True
         hooks.visualization['wait_time'] = args.wait_time

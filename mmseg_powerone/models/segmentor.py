@@ -196,8 +196,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
     def _tuning_candidates(self) -> Dict[str, torch.nn.Parameter]:
         layers = self.layers if self.layers is not None \
             else range(self.adapter.num_layers)
-        return self.adapter.tunable_parameters(layers,
-                                           self.train_cfg.tune_embeddings)
+        return self.adapter.tunable_parameters(
+            layers, self.train_cfg.tune_embeddings)
 
     def start_tuning(self) -> None:
         """Train the selected layers' attention and the embeddings; freeze
@@ -208,14 +208,21 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 "layers='infoscore' but no layers have been selected before "
                 "training: add custom_hooks=[dict(type='InfoScoreHook')] to "
                 'the config or set model.layers to a list of indices.')
-        tuned = self.adapter.tunable_parameters(self.layers,
-                                            self.train_cfg.tune_embeddings)
+        tuned = self.adapter.tunable_parameters(
+            self.layers, self.train_cfg.tune_embeddings)
         for p in self.parameters():
             p.requires_grad_(False)
         for p in tuned.values():
             p.requires_grad_(True)
         self.tuned_params = sorted(tuned)
         self._tuning_started = True
+
+    def set_class_names(self, class_names: Union[str, Sequence]) -> None:
+        """Segment these classes from now on (open vocabulary: any names;
+        the first class is the background). Same forms as ``class_names``."""
+        self.prompts = build_prompts(class_names, self.prompt_templates,
+                                     self.multi_prompt)
+        self._tokens = None
 
     def set_layers(self, layers: Sequence[int], infoscore: Optional[dict] = None):
         """Use these layers from now on (e.g. InfoScore's top-k)."""
@@ -268,15 +275,20 @@ class VLMAttentionSegmentor(BaseSegmentor):
         B, L, C, _ = maps.shape
         return dict(maps=maps.view(B, L, C, h, w), itm=out['itm'])
 
+    def pad_to_patches(self, inputs: Tensor) -> Tensor:
+        """Zero-pad [B, 3, H, W] at the bottom/right to a multiple of the
+        patch size, so the patch grid covers the image exactly."""
+        H, W = inputs.shape[2:]
+        p = self.adapter.patch_size
+        pad_h, pad_w = (-H) % p, (-W) % p
+        return F.pad(inputs, (0, pad_w, 0, pad_h)) if pad_h or pad_w else inputs
+
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: Optional[List[dict]] = None) -> Tensor:
         """Class probabilities [B, C, H, W] of the configured layers'
         ensemble at the input size."""
         H, W = inputs.shape[2:]
-        p = self.adapter.patch_size
-        pad_h, pad_w = (-H) % p, (-W) % p
-        if pad_h or pad_w:  # the grid must cover the image exactly
-            inputs = F.pad(inputs, (0, pad_w, 0, pad_h))
+        inputs = self.pad_to_patches(inputs)
         maps = self.layer_maps(inputs)['maps']
         probs = ensemble_probs(maps, inputs.shape[2:], self.align_corners)
         return probs[:, :, :H, :W]

@@ -1,0 +1,3 @@
+from .inferencer import PowerOneInferencer
+
+__all__ = ['PowerOneInferencer']

@@ -1,0 +1,152 @@
+"""Segment images with class names chosen at call time."""
+import os
+import os.path as osp
+import warnings
+from typing import List, Optional, Sequence, Union
+
+import mmcv
+import numpy as np
+from mmengine import fileio
+from mmengine.infer.infer import ModelType
+from mmseg.apis import MMSegInferencer
+
+from ..class_names import parse_class_names
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+DEFAULT_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    'powerone', 'powerone_blip-tiny_zeroshot_shapes.py')
+
+
+def class_palette(num_classes: int) -> List[List[int]]:
+    """Distinct colours, background black."""
+    rng = np.random.default_rng(2)
+    colours = rng.integers(40, 256, (num_classes, 3)).tolist()
+    colours[0] = [0, 0, 0]
+    return colours
+
+
+class PowerOneInferencer(MMSegInferencer):
+    """``MMSegInferencer`` for :class:`VLMAttentionSegmentor`: the classes
+    are the model's own (never Cityscapes'), and each call may name new ones.
+
+    .. code:: python
+
+        inferencer = PowerOneInferencer()  # the embedded tiny BLIP
+        out = inferencer('img.png', classes=['circle', 'star'])
+        out['predictions']  # [H, W] class indices, 0 = background
+
+    Args:
+        model: config file or ``Config``; default: the embedded tiny BLIP
+            training-free config.
+        weights: a checkpoint (e.g. one-shot tuned); None is fine for the
+            training-free model, whose weights come from ``vlm.pretrained``.
+        layers: attention layers to use when the config says
+            ``layers='infoscore'`` and no checkpoint stores them (InfoScore
+            needs a dataset; ``tools/rank_layers.py`` prints its choice).
+        device: 'cpu', 'cuda', ...; None picks CUDA when available.
+    """
+
+    def __init__(self,
+                 model: Union[ModelType, str, None] = None,
+                 weights: Optional[str] = None,
+                 layers: Optional[Sequence[int]] = None,
+                 device: Optional[str] = None,
+                 scope: Optional[str] = 'mmseg') -> None:
+        import mmseg_powerone  # noqa: F401  (registration)
+        self._default_layers = layers
+        super().__init__(model=model or DEFAULT_CONFIG, weights=weights,
+                         device=device, scope=scope)
+        seg = self.model
+        if seg.layers is None:
+            raise ValueError(
+                "The model's layers='infoscore' are not chosen yet: pass "
+                'layers=[...] (e.g. the ones tools/rank_layers.py or a '
+                "training-free test run's infoscore.json reports) or a "
+                'checkpoint that stores them.')
+        self.background = tuple(seg.prompts.classes[0])
+        self._set_meta()
+
+    # ---------------------------------------------------------- model meta
+    def _load_weights_to_model(self, model, checkpoint, cfg) -> None:
+        if checkpoint is not None:
+            from mmengine.runner.checkpoint import _load_checkpoint_to_model
+            _load_checkpoint_to_model(model, checkpoint)
+            saved = checkpoint.get('meta', {}).get('infoscore')
+            if saved and model.layers is None:
+                model.set_layers(saved['selected'], saved)
+        if model.layers is None and self._default_layers is not None:
+            model.set_layers(self._default_layers)
+        model.dataset_meta = dict(classes=tuple(model.class_names),
+                                  palette=class_palette(model.num_classes))
+
+    def _set_meta(self) -> None:
+        names = tuple(self.model.class_names)
+        self.model.dataset_meta = dict(classes=names,
+                                       palette=class_palette(len(names)))
+
+    def set_classes(self, classes: Union[str, Sequence],
+                    background: Optional[Union[str, Sequence[str]]] = None):
+        """Segment ``classes`` (object classes; each a name, comma-separated
+        synonyms or a list of synonyms) plus the background class (default:
+        the model's). A string is read as a class-name file."""
+        if isinstance(classes, str):
+            if not osp.isfile(classes):
+                raise ValueError(
+                    f'classes={classes!r}: give a list of class names, or the '
+                    'path of a class-name file.')
+            spec = parse_class_names(classes)
+        else:
+            if not classes:
+                raise ValueError('classes is empty: name at least one class '
+                                 'to segment.')
+            bg = self.background if background is None else background
+            bg = [bg] if isinstance(bg, str) else list(bg)
+            spec = [bg] + list(classes)
+            # duplicates and empty names raise here, naming the culprit
+            spec = parse_class_names(spec)
+        self.model.set_class_names(spec)
+        self._set_meta()
+
+    # ---------------------------------------------------------- inputs
+    def _inputs_to_list(self, inputs) -> list:
+        if isinstance(inputs, str) and osp.isdir(inputs):
+            files = sorted(f for f in os.listdir(inputs)
+                           if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not files:
+                raise ValueError(f'{inputs!r} holds no image files '
+                                 f'({", ".join(IMAGE_EXTENSIONS)}).')
+            readable = []
+            for f in files:
+                path = osp.join(inputs, f)
+                if _readable(path):
+                    readable.append(path)
+                else:
+                    warnings.warn(f'Skipping {path}: not a readable image.')
+            if not readable:
+                raise ValueError(f'No image in {inputs!r} could be read.')
+            return readable
+        items = super()._inputs_to_list(inputs)
+        for item in items:
+            if isinstance(item, str) and not _readable(item):
+                raise ValueError(f'{item!r} is not a readable image file.')
+        return items
+
+    def __call__(self, inputs, classes=None, background=None, **kwargs) -> dict:
+        """Segment ``inputs`` (an image path, array, folder or a list of
+        them); ``classes`` (and ``background``) switch the class set first.
+        Other keyword arguments are ``MMSegInferencer``'s (``out_dir``,
+        ``return_datasamples``, ``return_vis``, ...)."""
+        if classes is not None or background is not None:
+            self.set_classes(classes if classes is not None
+                             else [c for c in self.model.prompts.classes[1:]],
+                             background)
+        return super().__call__(inputs, **kwargs)
+
+
+def _readable(path: str) -> bool:
+    try:
+        img = mmcv.imfrombytes(fileio.get(path))
+    except Exception:  # noqa: BLE001  (any decoder failure means unreadable)
+        return False
+    return img is not None and img.size > 0

@@ -1,0 +1,164 @@
+"""Segment images with class names given on the command line, and draw
+what the model sees: a colour overlay with a legend, and a grid of per-class
+attention heatmaps for each selected layer.
+
+    python tools/demo.py IMAGE_OR_DIR --classes "circle, star, ring"
+        [--background "grass/sand/water/snow"] [--config CONFIG]
+        [--checkpoint CKPT] [--layers 2 3] [--out work_dirs/demo]
+
+Classes are comma-separated, synonyms of one class joined by '/'. The
+background class defaults to the config's (the first line of its class-name
+file). Defaults to the embedded tiny BLIP, so it runs on a shapes image out
+of the box. Writes OUT/<image>_overlay.png and OUT/<image>_heatmaps.png.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('inputs', help='an image file or a folder of images')
+    p.add_argument('--classes', required=True,
+                   help='comma-separated class names; synonyms joined by "/"')
+    p.add_argument('--background', help='background synonyms joined by "/" '
+                   "(default: the config's background class)")
+    p.add_argument('--config', default=None,
+                   help='default: the embedded tiny BLIP training-free config')
+    p.add_argument('--checkpoint', default=None,
+                   help='e.g. a one-shot tuned checkpoint')
+    p.add_argument('--layers', type=int, nargs='+',
+                   help="layers, when the config's are chosen by InfoScore "
+                   'and no checkpoint stores them (default for the embedded '
+                   'model: 2 3, its InfoScore choice on the shapes world)')
+    p.add_argument('--out', default='work_dirs/demo')
+    p.add_argument('--device', default='cpu')
+    return p.parse_args(argv)
+
+
+def split_names(text: str):
+    return [[s.strip() for s in item.split('/')] for item in text.split(',')]
+
+
+def draw_overlay(image, pred, names, palette, path):
+    """Image | image with class colours, and a legend of the classes."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    colours = np.asarray(palette, np.uint8)[pred]  # [H, W, 3]
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
+    axes[0].imshow(image)
+    axes[0].set_title('image', fontsize=9)
+    axes[1].imshow(image)
+    axes[1].imshow(colours, alpha=0.55)
+    axes[1].set_title('segmentation', fontsize=9)
+    for ax in axes:
+        ax.axis('off')
+    present = sorted(set(np.unique(pred).tolist()))
+    handles = [Patch(color=np.asarray(palette[c]) / 255,
+                     label=names[c] + ('' if c in present else ' (not predicted)'))
+               for c in range(len(names))]
+    fig.legend(handles=handles, loc='lower center', ncol=min(4, len(names)),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    save(fig, path)
+
+
+def draw_heatmaps(image, maps, layers, names, path):
+    """Rows: selected layers; columns: classes; each the layer's class map
+    (softmax over prompts x ITM) over the image."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    L, C = maps.shape[:2]
+    fig, axes = plt.subplots(L, C, figsize=(1.6 * C, 1.7 * L), squeeze=False)
+    grey = image.mean(axis=2)
+    vmax = float(maps.max()) or 1.0
+    for i in range(L):
+        for c in range(C):
+            ax = axes[i][c]
+            ax.imshow(grey, cmap='gray')
+            ax.imshow(maps[i, c], cmap='jet', alpha=0.5, vmin=0, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(names[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f'layer {layers[i]}', fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def save(fig, path):
+    import matplotlib.pyplot as plt
+
+    from mmseg_powerone.utils import atomic_write
+    with atomic_write(path, 'wb') as f:
+        fig.savefig(f, format='png', dpi=100)
+    plt.close(fig)
+
+
+def layer_heatmaps(inferencer, path):
+    """Per-layer class maps of one image at its displayed size:
+    [L, C, H, W]."""
+    import torch
+    import torch.nn.functional as F
+    model = inferencer.model
+    data = inferencer.pipeline(dict(img_path=path))
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+        False)
+    inputs = batch['inputs']
+    H, W = inputs.shape[2:]
+    with torch.no_grad():
+        maps = model.layer_maps(model.pad_to_patches(inputs))['maps'][0]
+        maps = F.interpolate(maps, size=model.pad_to_patches(inputs).shape[2:],
+                             mode='bilinear', align_corners=model.align_corners)
+    return maps[:, :, :H, :W].numpy(), H, W  # [L, C, H, W]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sys.path.insert(0, REPO)
+    import cv2
+    import mmcv
+    from rich.progress import track
+
+    from mmseg_powerone.apis import PowerOneInferencer
+    layers = args.layers
+    if layers is None and args.config is None and args.checkpoint is None:
+        layers = [2, 3]
+    inferencer = PowerOneInferencer(args.config, args.checkpoint,
+                                    layers=layers, device=args.device)
+    background = split_names(args.background)[0] if args.background else None
+    inferencer.set_classes(split_names(args.classes), background)
+    paths = inferencer._inputs_to_list(args.inputs)
+    names = ['/'.join(c) for c in inferencer.model.prompts.classes]
+    palette = inferencer.model.dataset_meta['palette']
+    os.makedirs(args.out, exist_ok=True)
+    for path in track(paths, description='demo') if len(paths) > 1 else paths:
+        out = inferencer(path)
+        pred = np.asarray(out['predictions'])
+        maps, H, W = layer_heatmaps(inferencer, path)
+        image = mmcv.imread(path, channel_order='rgb')
+        image = cv2.resize(image, (W, H)) if image.shape[:2] != (H, W) else image
+        pred = cv2.resize(pred.astype(np.uint8), (W, H),
+                          interpolation=cv2.INTER_NEAREST) \
+            if pred.shape != (H, W) else pred
+        stem = osp.splitext(osp.basename(path))[0]
+        draw_overlay(image, pred, names, palette,
+                     osp.join(args.out, f'{stem}_overlay.png'))
+        draw_heatmaps(image, maps, inferencer.model.layers, names,
+                      osp.join(args.out, f'{stem}_heatmaps.png'))
+    print(f'[demo] {len(paths)} image(s), classes {names}, layers '
+          f'{inferencer.model.layers}: written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
