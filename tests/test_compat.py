@@ -130,3 +130,22 @@ def test_checkpoint_using_getattr_to_escape_is_refused(tmp_path):
     torch.save({'meta': Escape()}, path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+    from mmseg_powerone.utils import atomic_write
+    path = tmp_path / 'out.json'
+    with atomic_write(str(path), 'w') as f:
+        f.write('{}')
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+    try:  # an error leaves neither the file nor a temporary behind
+        with atomic_write(str(tmp_path / 'bad.json'), 'w') as f:
+            f.write('{')
+            raise RuntimeError('boom')
+    except RuntimeError:
+        pass
+    assert sorted(os.listdir(tmp_path)) == ['out.json']

@@ -247,3 +247,21 @@ def test_two_process_training_saves_unwrapped_tuned_weights(oneshot_config,
     assert tuned
     run(['tools/test.py', oneshot_config,
          os.path.join(work, 'epoch_2.pth'), '--work-dir', str(tmp_path / 't')])
+
+
+def test_inferencer_uses_a_tuned_checkpoint(oneshot_config, tiny_dataset,
+                                            tmp_path):
+    from mmseg_powerone.apis import PowerOneInferencer
+    work = str(tmp_path / 'w')
+    run(['tools/train.py', oneshot_config, '--work-dir', work,
+         '--cfg-options', 'train_cfg.max_epochs=1'])
+    ckpt = os.path.join(work, 'epoch_1.pth')
+    inferencer = PowerOneInferencer(oneshot_config, ckpt, device='cpu')
+    state = torch.load(ckpt, weights_only=True)['state_dict']
+    emb = 'model.text_encoder.embeddings.word_embeddings.weight'
+    assert torch.equal(inferencer.model.adapter.state_dict()[emb],
+                       state['vlm.' + emb])
+    assert inferencer.model.layers == [0, 2]
+    out = inferencer(os.path.join(tiny_dataset, 'img', '000.png'),
+                     classes=['cat', 'dog'])
+    assert out['predictions'].shape == (64, 64)
