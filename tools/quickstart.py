@@ -4,7 +4,7 @@ For each generator seed: make the synthetic data if missing; rank the tiny
 BLIP's attention layers by InfoScore (no labels) and, for the table, measure
 each layer alone; run the training-free top-2 model through tools/test.py
 with and without ITM re-weighting; measure presence AUROC of the ITM score.
-On the first seed, one-shot fine-tuning over several support draws
+On each seed, one-shot fine-tuning over several support draws
 (tools/oneshot_eval.py: tools/train.py then tools/test.py per draw).
 Prints one table and writes it to WORK_DIR/results.{json,md}.
 
@@ -42,8 +42,8 @@ def parse_args(argv=None):
     p.add_argument('--num-images', type=int, default=100,
                    help='unlabeled images for InfoScore')
     p.add_argument('--oneshot-draws', type=int, default=5,
-                   help='support draws for one-shot fine-tuning on the first '
-                   'seed (0 skips it)')
+                   help='support draws for one-shot fine-tuning on each seed '
+                   '(0 skips it)')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='key=value overrides for every run, e.g. '
                    'model.vlm.pretrained=DIR')
@@ -127,7 +127,7 @@ def run_seed(seed, args):
     off = test_tool(ZEROSHOT, os.path.join(work, 'zeroshot_no_itm'),
                     opts + ['model.itm_reweight=False', f'model.layers={layers}'])
     oneshot = None
-    if seed == args.seeds[0] and args.oneshot_draws > 0:
+    if args.oneshot_draws > 0:
         oneshot = run_oneshot(root, os.path.join(work, 'oneshot'), args)
     _, model, loader = build_model_and_loader(ZEROSHOT, data_opt)
     model.set_layers(r['selected'])
