@@ -114,12 +114,12 @@ def layer_heatmaps(inferencer, path):
     batch = model.data_preprocessor(
         dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
         False)
-    inputs = batch['inputs']
-    H, W = inputs.shape[2:]
+    H, W = batch['inputs'].shape[2:]
+    inputs = model.pad_to_patches(batch['inputs'])
     with torch.no_grad():
-        maps = model.layer_maps(model.pad_to_patches(inputs))['maps'][0]
-        maps = F.interpolate(maps, size=model.pad_to_patches(inputs).shape[2:],
-                             mode='bilinear', align_corners=model.align_corners)
+        maps = model.layer_maps(inputs)['maps'][0]  # [L, C, h, w]
+        maps = F.interpolate(maps, size=inputs.shape[2:], mode='bilinear',
+                             align_corners=model.align_corners)
     return maps[:, :, :H, :W].numpy(), H, W  # [L, C, H, W]
 
 

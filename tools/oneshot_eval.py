@@ -62,11 +62,13 @@ def seed_options(config, seed, options):
 
 
 def run_tool(args, what):
+    """Run ``tools/<args[0]> args[1:]`` in a fresh process; exit with its
+    output's tail, prefixed by ``what``, if it fails. Returns seconds."""
     cmd = [sys.executable, os.path.join(REPO, 'tools', args[0])] + args[1:]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        sys.exit(f'[oneshot_eval] {what} failed ({" ".join(cmd)}):\n'
+        sys.exit(f'{what} failed ({" ".join(cmd)}):\n'
                  f'{(proc.stdout + proc.stderr)[-3000:]}')
     return time.perf_counter() - start
 
@@ -89,10 +91,11 @@ def tuned_layers(checkpoint):
 
 
 def test_metrics(work_dir):
+    """The metrics JSON of the newest tools/test.py run in ``work_dir``."""
     files = sorted(glob.glob(os.path.join(work_dir, '*', '*.json')),
                    key=os.path.getmtime)
     if not files:
-        sys.exit(f'[oneshot_eval] tools/test.py wrote no metrics in {work_dir}.')
+        sys.exit(f'tools/test.py wrote no metrics in {work_dir}.')
     with open(files[-1]) as f:
         return json.load(f)
 
@@ -102,12 +105,13 @@ def run_draw(args, seed, work):
     draw_dir = os.path.join(work, f'draw_{seed}')
     print(f'[oneshot_eval] draw {seed}: training', flush=True)
     train_s = run_tool(['train.py', args.config, '--work-dir', draw_dir,
-                        '--cfg-options'] + opts, f'training draw {seed}')
+                        '--cfg-options'] + opts,
+                       f'[oneshot_eval] training draw {seed}')
     ckpt = last_checkpoint(draw_dir)
     print(f'[oneshot_eval] draw {seed}: testing {ckpt}', flush=True)
     run_tool(['test.py', args.config, ckpt, '--work-dir',
               os.path.join(draw_dir, 'test'), '--cfg-options'] + opts,
-             f'testing draw {seed}')
+             f'[oneshot_eval] testing draw {seed}')
     metrics = test_metrics(os.path.join(draw_dir, 'test'))
     layers = tuned_layers(ckpt)
     return dict(seed=seed, checkpoint=ckpt, train_seconds=round(train_s, 1),

@@ -15,7 +15,6 @@ import argparse
 import glob
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -76,16 +75,10 @@ def ensure_data(root, seed, num_train, num_val):
 
 def test_tool(config, work_dir, options):
     """Run tools/test.py (the standard tool) and return its metrics."""
-    cmd = [sys.executable, os.path.join(REPO, 'tools', 'test.py'), config,
-           '--work-dir', work_dir, '--cfg-options'] + options
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f'[quickstart] {" ".join(cmd)} failed:\n'
-                 f'{(proc.stdout + proc.stderr)[-3000:]}')
-    files = sorted(glob.glob(os.path.join(work_dir, '*', '*.json')),
-                   key=os.path.getmtime)
-    with open(files[-1]) as f:
-        return json.load(f)
+    from oneshot_eval import run_tool, test_metrics
+    run_tool(['test.py', config, '--work-dir', work_dir, '--cfg-options']
+             + options, '[quickstart] tools/test.py')
+    return test_metrics(work_dir)
 
 
 def background_baseline(root):
@@ -144,14 +137,12 @@ def run_oneshot(root, work, args):
     """tools/oneshot_eval.py on this world; its JSON result."""
     print(f'[quickstart] one-shot fine-tuning, {args.oneshot_draws} support '
           'draws (tools/oneshot_eval.py)', flush=True)
-    cmd = [sys.executable, os.path.join(REPO, 'tools', 'oneshot_eval.py'),
-           ONESHOT, '--draws', str(args.oneshot_draws), '--work-dir', work,
-           '--cfg-options', f'train_dataloader.dataset.dataset.data_root={root}',
-           f'test_dataloader.dataset.data_root={root}'] + args.cfg_options
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f'[quickstart] {" ".join(cmd)} failed:\n'
-                 f'{(proc.stdout + proc.stderr)[-3000:]}')
+    from oneshot_eval import run_tool
+    run_tool(['oneshot_eval.py', ONESHOT, '--draws', str(args.oneshot_draws),
+              '--work-dir', work, '--cfg-options',
+              f'train_dataloader.dataset.dataset.data_root={root}',
+              f'test_dataloader.dataset.data_root={root}'] + args.cfg_options,
+             '[quickstart] tools/oneshot_eval.py')
     with open(os.path.join(work, 'oneshot_eval.json')) as f:
         return json.load(f)
 

@@ -71,7 +71,6 @@ class PowerOneInferencer(MMSegInferencer):
                 "training-free test run's infoscore.json reports) or a "
                 'checkpoint that stores them.')
         self.background = tuple(seg.prompts.classes[0])
-        self._set_meta()
 
     # ---------------------------------------------------------- model meta
     def _load_weights_to_model(self, model, checkpoint, cfg) -> None:
@@ -83,13 +82,7 @@ class PowerOneInferencer(MMSegInferencer):
                 model.set_layers(saved['selected'], saved)
         if model.layers is None and self._default_layers is not None:
             model.set_layers(self._default_layers)
-        model.dataset_meta = dict(classes=tuple(model.class_names),
-                                  palette=class_palette(model.num_classes))
-
-    def _set_meta(self) -> None:
-        names = tuple(self.model.class_names)
-        self.model.dataset_meta = dict(classes=names,
-                                       palette=class_palette(len(names)))
+        _set_meta(model)
 
     def set_classes(self, classes: Union[str, Sequence],
                     background: Optional[Union[str, Sequence[str]]] = None):
@@ -112,7 +105,7 @@ class PowerOneInferencer(MMSegInferencer):
             # duplicates and empty names raise here, naming the culprit
             spec = parse_class_names(spec)
         self.model.set_class_names(spec)
-        self._set_meta()
+        _set_meta(self.model)
 
     # ---------------------------------------------------------- inputs
     def _inputs_to_list(self, inputs) -> list:
@@ -148,6 +141,12 @@ class PowerOneInferencer(MMSegInferencer):
                              else [c for c in self.model.prompts.classes[1:]],
                              background)
         return super().__call__(inputs, **kwargs)
+
+
+def _set_meta(model) -> None:
+    """The model's classes (not Cityscapes') and a palette, for drawing."""
+    model.dataset_meta = dict(classes=tuple(model.class_names),
+                              palette=class_palette(model.num_classes))
 
 
 def _readable(path: str) -> bool:
