@@ -12,6 +12,10 @@ Background always uses all of its names (the reference represents background
 by many "stuff" words). Foreground classes use their first name only, or all
 names with ``multi_prompt=True``. Every used name is combined with every
 template to form a prompt.
+
+Benchmarks without a background class (VOC20, Context59, ADE20K, ...) list
+object classes only and build their prompts with ``has_background=False``:
+then every class, the first included, is an object class.
 """
 import os
 from dataclasses import dataclass
@@ -31,11 +35,14 @@ class PromptSet:
         texts: the prompt strings, length P.
         names: the class name inside each prompt, length P.
         class_index: the class of each prompt, length P.
+        has_background: class 0 is the background (all its names used,
+            its prompts summed), not an object class.
     """
     classes: Tuple[Tuple[str, ...], ...]
     texts: Tuple[str, ...]
     names: Tuple[str, ...]
     class_index: Tuple[int, ...]
+    has_background: bool = True
 
     @property
     def class_names(self) -> List[str]:
@@ -98,8 +105,9 @@ def read_class_file(path: str) -> List[Tuple[str, ...]]:
 def _check_classes(classes, source: str, unit: str):
     if len(classes) < 2:
         raise ValueError(
-            f'{source}: found {len(classes)} class(es); need a background '
-            'class and at least one object class.')
+            f'{source}: found {len(classes)} class(es); need at least two '
+            '(a background class and an object class, or two object classes '
+            'without background).')
     seen = {}
     for i, syns in enumerate(classes):
         for name in syns:
@@ -143,7 +151,8 @@ def parse_class_names(spec: ClassSpec) -> List[Tuple[str, ...]]:
 
 def build_prompts(spec: ClassSpec,
                   templates: Sequence[str] = DEFAULT_TEMPLATES,
-                  multi_prompt: bool = False) -> PromptSet:
+                  multi_prompt: bool = False,
+                  has_background: bool = True) -> PromptSet:
     """Build the prompt set of a class list (see the module docstring)."""
     if isinstance(templates, str):
         templates = [templates]
@@ -158,7 +167,8 @@ def build_prompts(spec: ClassSpec,
     classes = parse_class_names(spec)
     texts, names, index = [], [], []
     for c, syns in enumerate(classes):
-        used = syns if (c == 0 or multi_prompt) else syns[:1]
+        used = syns if ((c == 0 and has_background) or multi_prompt) \
+            else syns[:1]
         for name in used:
             for t in templates:
                 texts.append(t.format(name))
@@ -168,4 +178,5 @@ def build_prompts(spec: ClassSpec,
         classes=tuple(tuple(s) for s in classes),
         texts=tuple(texts),
         names=tuple(names),
-        class_index=tuple(index))
+        class_index=tuple(index),
+        has_background=bool(has_background))

@@ -39,6 +39,20 @@ def test_call_time_class_names_change_the_class_set(inferencer, tiny_dataset):
     assert four['predictions'].shape == two['predictions'].shape
 
 
+def test_model_without_background_takes_object_classes_only(tiny_config,
+                                                            tiny_dataset):
+    from mmseg_powerone.apis import PowerOneInferencer
+    from mmengine.config import Config
+    cfg = Config.fromfile(tiny_config)
+    cfg.model.has_background = False
+    inf = PowerOneInferencer(cfg, device='cpu')
+    out = inf(image_path(tiny_dataset), classes=['cat', 'dog'])
+    assert inf.model.class_names == ['cat', 'dog']
+    assert set(np.unique(out['predictions'])) <= {0, 1}
+    with pytest.raises(ValueError, match='no background class'):
+        inf(image_path(tiny_dataset), classes=['cat'], background='sky')
+
+
 @pytest.mark.parametrize('classes, match', [
     ([], 'empty'),
     (['cat', 'cat'], 'cat'),

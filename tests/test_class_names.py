@@ -24,6 +24,15 @@ def test_single_prompt_uses_all_background_names_first_object_name(tmp_path):
     assert p.class_names == ['sky', 'aeroplane', 'bicycle']
 
 
+def test_without_background_every_class_is_an_object_class(tmp_path):
+    path = write(tmp_path, 'aeroplane, plane\nbicycle, bike\n')
+    p = build_prompts(path, has_background=False)
+    assert p.texts == ('Image of aeroplane.', 'Image of bicycle.')
+    assert not p.has_background and build_prompts(path).has_background
+    multi = build_prompts(path, multi_prompt=True, has_background=False)
+    assert multi.class_index == (0, 0, 1, 1)
+
+
 def test_multi_prompt_and_templates(tmp_path):
     path = write(tmp_path, 'sky\naeroplane, plane\n')
     p = build_prompts(path, ['a {}', 'the {}'], multi_prompt=True)
@@ -54,7 +63,7 @@ def test_voc21_file_has_reference_prompt_count():
     ('sky\ncat,,dog\n', 'line 2: empty class name'),
     ('sky\ncat, \n', 'line 2: empty class name'),
     ('sky\ncat\ndog, Cat\n', r"duplicate class name 'Cat' \(line 2 and line 3\)"),
-    ('sky\n', 'need a background class and at least one'),
+    ('sky\n', 'need at least two'),
     (b'sky\ncat\n\xff\xfedog\n', 'line 3: not valid UTF-8'),
 ])
 def test_file_errors_name_the_problem(tmp_path, content, match):

@@ -82,6 +82,16 @@ def test_background_weight_and_ignore_index_enter_the_loss(build_segmentor):
     assert float(model.loss(inputs, samples)['loss_nll']) != pytest.approx(full)
 
 
+def test_background_weight_needs_a_background_class(build_segmentor):
+    inputs, samples = batch()
+    model = build_segmentor(layers=[0, 2], train_cfg=TRAIN,
+                            has_background=False)
+    half = float(model.loss(inputs, samples)['loss_nll'])
+    model.train_cfg.background_weight = 1.0
+    assert float(model.loss(inputs, samples)['loss_nll']) == \
+        pytest.approx(half, abs=1e-7)
+
+
 def test_training_free_model_has_no_loss(build_segmentor):
     inputs, samples = batch()
     with pytest.raises(RuntimeError, match='train_cfg'):

@@ -53,7 +53,8 @@ def reference_layer_maps(adapter, prompts, pixels, layers, itm_reduce):
         cls = torch.zeros(C, N)
         for c in range(C):
             rows = [M[p] for p in range(P) if prompts.class_index[p] == c]
-            cls[c] = (torch.stack(rows).sum(0) if c == 0
+            cls[c] = (torch.stack(rows).sum(0)
+                      if c == 0 and prompts.has_background
                       else torch.stack(rows).max(0).values)
         maps.append(cls)
     return torch.stack(maps), itm
@@ -81,6 +82,22 @@ def test_layer_maps_match_reference_formula(build_segmentor, itm_reduce):
     torch.testing.assert_close(out['itm'][0], ref_itm, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out['maps'][0].flatten(2), ref_maps,
                                atol=1e-4, rtol=1e-4)
+
+
+def test_layer_maps_without_background_match_reference(build_segmentor):
+    # VOC20-style class lists: the first class is an object class, so its
+    # synonyms are grouped by max like the others, not summed.
+    seg = build_segmentor(class_names=['sky, tree', 'cat', 'dog, hound'],
+                          multi_prompt=True, has_background=False)
+    assert not seg.prompts.has_background
+    x = image(seed=5)
+    out = seg.layer_maps(x, [0, 2])
+    ref_maps, _ = reference_layer_maps(seg.vlm, seg.prompts, x, [0, 2], 'max')
+    torch.testing.assert_close(out['maps'][0].flatten(2), ref_maps,
+                               atol=1e-4, rtol=1e-4)
+    with_bg = build_segmentor(class_names=['sky, tree', 'cat', 'dog, hound'],
+                              multi_prompt=True).layer_maps(x, [0, 2])
+    assert not torch.allclose(with_bg['maps'][:, :, 0], out['maps'][:, :, 0])
 
 
 def test_layer_maps_with_padded_prompts_match_reference(build_segmentor):

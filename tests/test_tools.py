@@ -104,6 +104,8 @@ def test_voc21_oneshot_config_has_the_reference_schedule():
     assert wrapper.type == 'OneShotDataset' and wrapper.shots == 1
     assert wrapper.dataset.type == 'PascalVOCDataset'
     assert wrapper.dataset.ann_file.endswith('train.txt')
+    steps = [t.type for t in wrapper.dataset.pipeline]
+    assert steps.index('LoadAnnotations') < steps.index('Resize')
     assert cfg.model.layers == 'infoscore'
     assert dict(type='InfoScoreHook', num_images=100,
                 dataloader='test') in cfg.custom_hooks

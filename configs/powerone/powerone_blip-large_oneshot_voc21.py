@@ -22,10 +22,12 @@ model = dict(
     train_cfg=dict(tune_embeddings='all', background_weight=0.5))
 custom_hooks = [dict(type='InfoScoreHook', num_images=100, dataloader='test')]
 
+# labels are loaded before the resize: the loss compares them with the
+# 512 x 512 maps (nearest-neighbour resize of the label map)
 oneshot_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 512), keep_ratio=False),
     dict(type='LoadAnnotations'),
+    dict(type='Resize', scale=(512, 512), keep_ratio=False),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(

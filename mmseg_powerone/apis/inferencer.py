@@ -70,7 +70,8 @@ class PowerOneInferencer(MMSegInferencer):
                 'layers=[...] (e.g. the ones tools/rank_layers.py or a '
                 "training-free test run's infoscore.json reports) or a "
                 'checkpoint that stores them.')
-        self.background = tuple(seg.prompts.classes[0])
+        self.background = tuple(seg.prompts.classes[0]) \
+            if seg.has_background else None
 
     # ---------------------------------------------------------- model meta
     def _load_weights_to_model(self, model, checkpoint, cfg) -> None:
@@ -88,7 +89,8 @@ class PowerOneInferencer(MMSegInferencer):
                     background: Optional[Union[str, Sequence[str]]] = None):
         """Segment ``classes`` (object classes; each a name, comma-separated
         synonyms or a list of synonyms) plus the background class (default:
-        the model's). A string is read as a class-name file."""
+        the model's; a model built with ``has_background=False`` has none).
+        A string is read as a class-name file."""
         if isinstance(classes, str):
             if not osp.isfile(classes):
                 raise ValueError(
@@ -99,9 +101,17 @@ class PowerOneInferencer(MMSegInferencer):
             if not classes:
                 raise ValueError('classes is empty: name at least one class '
                                  'to segment.')
-            bg = self.background if background is None else background
-            bg = [bg] if isinstance(bg, str) else list(bg)
-            spec = [bg] + list(classes)
+            if not self.model.has_background:
+                if background is not None:
+                    raise ValueError(
+                        'This model has no background class (has_background='
+                        'False): leave out background=, or build the model '
+                        'with has_background=True.')
+                spec = list(classes)
+            else:
+                bg = self.background if background is None else background
+                bg = [bg] if isinstance(bg, str) else list(bg)
+                spec = [bg] + list(classes)
             # duplicates and empty names raise here, naming the culprit
             spec = parse_class_names(spec)
         self.model.set_class_names(spec)

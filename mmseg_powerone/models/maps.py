@@ -20,9 +20,10 @@ def prompt_softmax_itm(attn: torch.Tensor, itm: torch.Tensor) -> torch.Tensor:
 
 
 def group_prompts(maps: torch.Tensor, class_index: Sequence[int],
-                  num_classes: int) -> torch.Tensor:
-    """Step 5: prompts to classes. Background (class 0) sums its prompts,
-    every other class takes the max over its prompts.
+                  num_classes: int, has_background: bool = True) -> torch.Tensor:
+    """Step 5: prompts to classes. Background (class 0, if
+    ``has_background``) sums its prompts, every other class takes the max
+    over its prompts.
 
     Args:
         maps: per-prompt maps, [B, L, P, N].
@@ -32,12 +33,14 @@ def group_prompts(maps: torch.Tensor, class_index: Sequence[int],
         [B, L, C, N]
     """
     idx = torch.as_tensor(class_index, device=maps.device)
-    bg = idx == 0
+    bg = (idx == 0) if has_background else torch.zeros_like(idx, dtype=torch.bool)
     B, L, _, N = maps.shape
-    bg_map = maps[:, :, bg].sum(dim=2, keepdim=True)  # [B, L, 1, N]
     fg_idx = idx[~bg].view(1, 1, -1, 1).expand(B, L, -1, N)
     fg_map = maps.new_zeros(B, L, num_classes, N).scatter_reduce(
         2, fg_idx, maps[:, :, ~bg], reduce='amax', include_self=False)
+    if not has_background:
+        return fg_map
+    bg_map = maps[:, :, bg].sum(dim=2, keepdim=True)  # [B, L, 1, N]
     return torch.cat([bg_map, fg_map[:, :, 1:]], dim=2)
 
 

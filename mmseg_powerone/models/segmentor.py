@@ -46,6 +46,9 @@ class VLMAttentionSegmentor(BaseSegmentor):
         prompt_templates: templates with one ``{}`` for the class name.
         multi_prompt: use every synonym of the object classes (background
             always uses all of its synonyms).
+        has_background: the first class is the background (VOC21,
+            Context60, COCO-Object); False for benchmarks without one
+            (VOC20, Context59, COCO-Stuff, ADE20K, Cityscapes).
         layers: attention layers (0-based) whose maps are averaged, or
             'infoscore': the top-``topk`` layers by InfoScore, chosen on
             unlabeled images by ``InfoScoreHook`` before testing/training.
@@ -56,6 +59,9 @@ class VLMAttentionSegmentor(BaseSegmentor):
         map_mode: 'attention' (the paper's maps, forward only).
         align_corners: used when upsampling maps and results; True as in the
             reference code.
+        crf: optional refinement of the test-time probabilities, e.g.
+            ``dict(type='ConvCRF', filter_size=15, blur=4, iters=20)`` (the
+            reference's); not applied to the training loss.
         data_preprocessor: e.g. ``SegDataPreProcessor`` with the VLM's
             mean/std.
         test_cfg: ``dict(mode='whole')`` or ``dict(mode='slide',
@@ -65,7 +71,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
             :meth:`loss`. ``tune_embeddings``: 'all' trains the word-embedding
             table, 'class_tokens' only offsets of the class-name tokens'
             rows. The selected layers' text-to-image attention always trains.
-            ``background_weight``: NLL weight of class 0.
+            ``background_weight``: NLL weight of class 0 (with
+            ``has_background``).
         pretrained: accepted for mmseg tools that inject it.
     """
 
@@ -74,12 +81,14 @@ class VLMAttentionSegmentor(BaseSegmentor):
                  class_names: Union[str, Sequence],
                  prompt_templates: Sequence[str] = DEFAULT_TEMPLATES,
                  multi_prompt: bool = False,
+                 has_background: bool = True,
                  layers: Union[Sequence[int], str, None] = None,
                  topk: int = 2,
                  itm_reduce: str = 'max',
                  itm_reweight: bool = True,
                  map_mode: str = 'attention',
                  align_corners: bool = True,
+                 crf: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  train_cfg: OptConfigType = None,
@@ -95,13 +104,15 @@ class VLMAttentionSegmentor(BaseSegmentor):
                              f'one of {MAP_MODES}.')
         self.vlm = MODELS.build(vlm)
         self.prompts = build_prompts(class_names, prompt_templates,
-                                     multi_prompt)
+                                     multi_prompt, has_background)
         self.prompt_templates = list(prompt_templates)
         self.multi_prompt = multi_prompt
+        self.has_background = has_background
         self.itm_reduce = itm_reduce
         self.itm_reweight = itm_reweight
         self.map_mode = map_mode
         self.align_corners = align_corners
+        self.crf = MODELS.build(crf) if crf else None
         n = self.adapter.num_layers
         if isinstance(topk, bool) or not isinstance(topk, int) \
                 or not 1 <= topk <= n:
@@ -221,7 +232,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         """Segment these classes from now on (open vocabulary: any names;
         the first class is the background). Same forms as ``class_names``."""
         self.prompts = build_prompts(class_names, self.prompt_templates,
-                                     self.multi_prompt)
+                                     self.multi_prompt, self.has_background)
         self._tokens = None
 
     def set_layers(self, layers: Sequence[int], infoscore: Optional[dict] = None):
@@ -270,8 +281,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         h, w = out['grid']
         weight = out['itm'] if self.itm_reweight else torch.ones_like(out['itm'])
         maps = prompt_softmax_itm(out['attn'], weight)  # [B, L, P, h*w]
-        maps = group_prompts(maps, self.prompts.class_index,
-                             self.num_classes)  # [B, L, C, h*w]
+        maps = group_prompts(maps, self.prompts.class_index, self.num_classes,
+                             self.has_background)  # [B, L, C, h*w]
         B, L, C, _ = maps.shape
         return dict(maps=maps.view(B, L, C, h, w), itm=out['itm'])
 
@@ -286,12 +297,23 @@ class VLMAttentionSegmentor(BaseSegmentor):
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: Optional[List[dict]] = None) -> Tensor:
         """Class probabilities [B, C, H, W] of the configured layers'
-        ensemble at the input size."""
+        ensemble at the input size (CRF-refined at test time, if set)."""
         H, W = inputs.shape[2:]
-        inputs = self.pad_to_patches(inputs)
-        maps = self.layer_maps(inputs)['maps']
-        probs = ensemble_probs(maps, inputs.shape[2:], self.align_corners)
-        return probs[:, :, :H, :W]
+        padded = self.pad_to_patches(inputs)
+        maps = self.layer_maps(padded)['maps']
+        probs = ensemble_probs(maps, padded.shape[2:], self.align_corners)
+        probs = probs[:, :, :H, :W]
+        if self.crf is not None and not self.training:
+            probs = self.crf(probs, self.image_colours(inputs))
+        return probs
+
+    def image_colours(self, inputs: Tensor) -> Tensor:
+        """Undo the data preprocessor's normalisation: colours in 0..255
+        (what the CRF's appearance kernel compares), [B, 3, H, W]."""
+        dp = self.data_preprocessor
+        if getattr(dp, '_enable_normalize', False):
+            return inputs * dp.std + dp.mean
+        return inputs
 
     # ------------------------------------------------------------- mmseg API
     def predict(self, inputs: Tensor,
@@ -329,7 +351,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
             raise ValueError(f'Label size {tuple(labels.shape[1:])} differs '
                              f'from the image size {tuple(probs.shape[2:])}.')
         weight = probs.new_ones(self.num_classes)
-        weight[0] = self.train_cfg.background_weight
+        if self.has_background:
+            weight[0] = self.train_cfg.background_weight
         log_probs = probs.clamp_min(1e-8).log()
         loss = F.nll_loss(log_probs, labels.long(), weight=weight,
                           ignore_index=255)

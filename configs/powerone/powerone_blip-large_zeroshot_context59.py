@@ -1,0 +1,13 @@
+# Training-free segmentation of PASCAL Context without background (59
+# classes) with BLIP-large, sliding 512 x 512 windows.
+_base_ = [
+    '../_base_/models/powerone_blip-large.py',
+    '../_base_/datasets/pascal_context59.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    class_names='{{fileDirname}}/../_base_/class_names/context59.txt',
+    has_background=False,
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
+# Training-free: no training schedule, so no training data either.
+train_dataloader = None
