@@ -365,3 +365,41 @@ def test_train_split_oneshot_config_runs(fake_data, tiny_blip_dir, tmp_path):
     path = os.path.join(CONFIGS, 'powerone_blip-large_oneshot_voc21.py')
     _oneshot_eval(path, _oneshot_options(fake_data['voc21'], tiny_blip_dir,
                                          tmp_path, False), tmp_path / 'work')
+
+
+def test_reproduce_script_end_to_end(fake_data, tiny_blip_dir, tmp_path):
+    """tools/reproduce.sh on the fake VOC and COCO-Object folders with the
+    tiny BLIP and one draw: every step runs and the table is written."""
+    import subprocess
+    import sys
+    data = tmp_path / 'data'
+    os.makedirs(data / 'VOCdevkit')
+    os.symlink(fake_data['voc21'], data / 'VOCdevkit' / 'VOC2012')
+    os.symlink(fake_data['coco-object'], data / 'coco_object')
+    common = ('test_dataloader.num_workers=0 '
+              'test_dataloader.persistent_workers=False')
+    env = dict(os.environ, DATA=str(data), BLIP=tiny_blip_dir, DRAWS='1',
+               PYTHON=sys.executable, ZEROSHOT_OPTIONS=common,
+               ONESHOT_OPTIONS=' '.join(_oneshot_options(
+                   '', tiny_blip_dir, tmp_path, True)[3:]))
+    proc = subprocess.run(['bash', 'tools/reproduce.sh', str(tmp_path / 'w')],
+                          cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    with open(tmp_path / 'w' / 'results.json') as f:
+        rows = json.load(f)
+    assert [r['dataset'] for r in rows] == ['voc21', 'coco-object']
+    for r in rows:
+        assert len(r['layers']) == 2 and 0 <= r['zeroshot'] <= 100
+    table = (tmp_path / 'w' / 'results.md').read_text()
+    assert 'PASCAL VOC (21)' in table and '±' in table
+
+
+def test_reproduce_script_names_missing_data(tmp_path):
+    import subprocess
+    env = dict(os.environ, DATA=str(tmp_path))
+    proc = subprocess.run(['bash', 'tools/reproduce.sh', str(tmp_path / 'w')],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert 'VOCdevkit/VOC2012 not found' in proc.stderr
+    assert not os.path.exists(tmp_path / 'w')

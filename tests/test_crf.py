@@ -81,7 +81,6 @@ def test_size_mismatch_is_an_error():
 
 
 def test_segmentor_refines_test_time_probabilities_only(build_segmentor):
-    from mmseg.models.data_preprocessor import SegDataPreProcessor  # noqa
     dp = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
               std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
     plain = build_segmentor(layers=[0, 1], data_preprocessor=dp)
