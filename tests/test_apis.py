@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import REPO, run
+from helpers import run
 
 
 @pytest.fixture(scope='module')

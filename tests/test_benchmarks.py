@@ -181,7 +181,6 @@ def _test_options(cfg, root, tiny_blip_dir, work_dir):
 
 def test_every_config_builds():
     from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS  # noqa: F401
     import glob
     names = sorted(glob.glob(os.path.join(CONFIGS, '*.py')))
     assert len(names) >= 10 + 3 + 2
@@ -338,6 +337,7 @@ def _oneshot_eval(path, options, work):
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['voc21', 'coco-object'])
 def test_oneshot_protocol_config_runs(name, fake_data, tiny_blip_dir, tmp_path):
     """Supports from the evaluation list, excluded from it, CRF on: through
@@ -361,12 +361,14 @@ def test_oneshot_protocol_config_runs(name, fake_data, tiny_blip_dir, tmp_path):
                                          tmp_path, True), tmp_path / 'work')
 
 
+@pytest.mark.slow
 def test_train_split_oneshot_config_runs(fake_data, tiny_blip_dir, tmp_path):
     path = os.path.join(CONFIGS, 'powerone_blip-large_oneshot_voc21.py')
     _oneshot_eval(path, _oneshot_options(fake_data['voc21'], tiny_blip_dir,
                                          tmp_path, False), tmp_path / 'work')
 
 
+@pytest.mark.slow
 def test_reproduce_script_end_to_end(fake_data, tiny_blip_dir, tmp_path):
     """tools/reproduce.sh on the fake VOC and COCO-Object folders with the
     tiny BLIP and one draw: every step runs and the table is written."""
