@@ -208,8 +208,8 @@ def test_checkpoint_state_leaves_out_pretrained_vlm(build_segmentor):
     # Loading that state strictly succeeds: the frozen VLM weights are not
     # reported missing, they come from `pretrained`.
     seg.load_state_dict(state, strict=True)
-    with pytest.raises(RuntimeError, match='Unexpected key'):
-        seg.load_state_dict({'foo.weight': torch.zeros(1)}, strict=True)
+    with pytest.raises(ValueError, match=r"unexpected keys \['foo.weight'\]"):
+        seg.load_state_dict(dict(state, **{'foo.weight': torch.zeros(1)}))
 
 
 def test_benchmark_tool_injected_keys_are_accepted(build_segmentor):
@@ -250,3 +250,33 @@ def test_itm_reweight_off_is_plain_prompt_softmax(build_segmentor):
     # with it, each class map is scaled by its prompt's ITM score
     torch.testing.assert_close(
         on['maps'], off['maps'] * on['itm'][:, None, :, None, None])
+
+
+@pytest.mark.parametrize('align_corners', [True, False])
+def test_strip_argmax_equals_full_resize(align_corners):
+    from mmseg_powerone.models.maps import upsampled_argmax
+    g = torch.Generator().manual_seed(0)
+    for h, w, H, W in [(7, 9, 50, 61), (40, 30, 13, 77), (1, 1, 4, 4)]:
+        x = torch.rand(21, h, w, generator=g)
+        full = F.interpolate(x[None], (H, W), mode='bilinear',
+                             align_corners=align_corners)[0].argmax(0)
+        strips = upsampled_argmax(x, (H, W), align_corners,
+                                  max_bytes=4 * 21 * W * 3)
+        assert strips.shape == (1, H, W)
+        assert torch.equal(strips[0], full)
+
+
+def test_large_originals_take_the_strip_path(build_segmentor):
+    from mmseg.structures import SegDataSample
+    x = torch.randn(1, 3, 32, 48)
+    meta = dict(ori_shape=(300, 410), img_shape=(32, 48), pad_shape=(32, 48),
+                padding_size=[0, 0, 0, 0])
+    plain = build_segmentor(layers=[0, 1]).predict(
+        x, [SegDataSample(metainfo=meta)])[0]
+    small = build_segmentor(layers=[0, 1], test_cfg=dict(
+        mode='whole', max_logits_numel=1000))
+    with pytest.warns(UserWarning, match='network resolution'):
+        strip = small.predict(x, [SegDataSample(metainfo=meta)])[0]
+    assert torch.equal(strip.pred_sem_seg.data, plain.pred_sem_seg.data)
+    assert plain.seg_logits.data.shape == (3, 300, 410)
+    assert strip.seg_logits.data.shape == (3, 32, 48)

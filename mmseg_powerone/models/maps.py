@@ -109,3 +109,48 @@ def reduce_itm(match_prob: torch.Tensor, token_mask: torch.Tensor,
         return masked.amax(dim=1)
     raise ValueError(f'itm_reduce={mode!r} is not supported; use one of '
                      f'{ITM_REDUCE_MODES}.')
+
+
+def _bilinear_taps(out_size: int, in_size: int, align_corners: bool):
+    """Source indices and weights of 1-D bilinear resizing, computed as
+    ``F.interpolate`` computes them (float32 scale, clamped at the edges)."""
+    dst = torch.arange(out_size, dtype=torch.float32)
+    if align_corners:
+        scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        src = dst * torch.tensor(scale, dtype=torch.float32)
+    else:
+        scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+        src = ((dst + 0.5) * scale - 0.5).clamp(min=0)
+    lo = src.long().clamp(max=in_size - 1)
+    hi = (lo + 1).clamp(max=in_size - 1)
+    return lo, hi, (src - lo.float()).clamp(0, 1)
+
+
+def upsampled_argmax(logits: torch.Tensor, size, align_corners: bool,
+                     max_bytes: int = 64 << 20) -> torch.Tensor:
+    """``interpolate(logits, size, 'bilinear').argmax(0)`` computed in row
+    strips, so that memory grows with ``H x W`` and not ``C x H x W``: a
+    full-resolution class map of an 8k x 8k image never exists.
+
+    Args:
+        logits: [C, h, w]
+        size: output (H, W)
+    Returns:
+        [1, H, W] int64
+    """
+    C, h, w = logits.shape
+    H, W = (int(s) for s in size)
+    r_lo, r_hi, r_w = _bilinear_taps(H, h, align_corners)
+    c_lo, c_hi, c_w = _bilinear_taps(W, w, align_corners)
+    dev = logits.device
+    c_lo, c_hi, c_w = c_lo.to(dev), c_hi.to(dev), c_w.to(dev)
+    rows = max(1, max_bytes // (4 * C * max(W, w)))
+    out = torch.empty((1, H, W), dtype=torch.long, device=dev)
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        wy = r_w[y0:y1].to(dev)[None, :, None]  # [1, S, 1]
+        strip = logits[:, r_lo[y0:y1]] * (1 - wy) \
+            + logits[:, r_hi[y0:y1]] * wy  # [C, S, w]
+        strip = strip[:, :, c_lo] * (1 - c_w) + strip[:, :, c_hi] * c_w
+        out[0, y0:y1] = strip.argmax(0)  # [S, W]
+    return out

@@ -1,10 +1,12 @@
 """Open-vocabulary segmentation from a VLM's text-to-image attention."""
 import json
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import is_model_wrapper
+from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
@@ -12,9 +14,13 @@ from torch import Tensor
 
 from ..class_names import DEFAULT_TEMPLATES, build_prompts
 from .maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
-                   prompt_softmax_itm)
+                   prompt_softmax_itm, upsampled_argmax)
 
 MAP_MODES = ('attention', )
+# Above this many elements (C x H x W at the original size) seg_logits stay
+# at the network's resolution and the arg-max runs in strips: 1 GiB float32.
+MAX_LOGITS_NUMEL = 1 << 28
+IGNORE_INDEX = 255
 TUNE_EMBEDDINGS = ('all', 'class_tokens')
 EXTRA_STATE_VERSION = 1
 
@@ -65,7 +71,10 @@ class VLMAttentionSegmentor(BaseSegmentor):
         data_preprocessor: e.g. ``SegDataPreProcessor`` with the VLM's
             mean/std.
         test_cfg: ``dict(mode='whole')`` or ``dict(mode='slide',
-            crop_size=(h, w), stride=(h, w))``.
+            crop_size=(h, w), stride=(h, w))``; ``max_logits_numel``
+            (default 2**28): for originals with more class-map elements
+            than this, ``seg_logits`` keep the network's resolution and
+            ``pred_sem_seg`` is computed in strips (bounded memory).
         train_cfg: one-shot fine-tuning, e.g. ``dict(tune_embeddings='all',
             background_weight=0.5)``; None (training-free) has no
             :meth:`loss`. ``tune_embeddings``: 'all' trains the word-embedding
@@ -147,7 +156,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         # Checkpoints of this model leave out the frozen pretrained VLM
         # weights: they come from ``vlm.pretrained`` when the model is built.
         self.register_state_dict_post_hook(_drop_pretrained_vlm_state)
-        self.register_load_state_dict_post_hook(_ignore_missing_vlm_state)
+        self.register_load_state_dict_post_hook(_check_loaded_keys)
 
     # ------------------------------------------------------------- helpers
     @property
@@ -330,6 +339,38 @@ class VLMAttentionSegmentor(BaseSegmentor):
             seg_logits = self.inference(inputs, batch_img_metas)
         return self.postprocess_result(seg_logits, data_samples)
 
+    def postprocess_result(self, seg_logits: Tensor,
+                           data_samples: Optional[SampleList] = None
+                           ) -> SampleList:
+        """mmseg's post-processing (padding removed, flip undone, back to
+        ``ori_shape``, arg-max) after checking any ground truth against the
+        class list. Originals whose full-size class map would exceed
+        ``test_cfg.max_logits_numel`` get the arg-max in strips and
+        ``seg_logits`` at the network's resolution."""
+        if data_samples is None:
+            return super().postprocess_result(seg_logits, data_samples)
+        C = seg_logits.shape[1]
+        limit = self.test_cfg.get('max_logits_numel', MAX_LOGITS_NUMEL)
+        for i, sample in enumerate(data_samples):
+            if 'gt_sem_seg' in sample:
+                check_labels(sample.gt_sem_seg.data, C, sample.metainfo)
+            H, W = sample.metainfo['ori_shape'][:2]
+            if C * H * W <= limit:
+                super().postprocess_result(seg_logits[i:i + 1], [sample])
+                continue
+            logits = _unpad_and_unflip(seg_logits[i], sample.metainfo)
+            pred = upsampled_argmax(logits, (H, W), self.align_corners)
+            if not getattr(self, '_warned_large', False):
+                self._warned_large = True
+                warnings.warn(
+                    f'Image of {H} x {W} with {C} classes: pred_sem_seg is at '
+                    'full size, seg_logits stay at the network resolution '
+                    f'{tuple(logits.shape[1:])} (C x H x W exceeds '
+                    f'test_cfg.max_logits_numel={limit}).')
+            sample.set_data(dict(seg_logits=PixelData(data=logits),
+                                 pred_sem_seg=PixelData(data=pred)))
+        return data_samples
+
     def _forward(self, inputs: Tensor,
                  data_samples: Optional[SampleList] = None) -> Tensor:
         """Tensor mode: class probabilities at the input size."""
@@ -346,6 +387,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         if not self._tuning_started:
             self.start_tuning()
         labels = torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
+        for sample, label in zip(data_samples, labels):
+            check_labels(label, self.num_classes, sample.metainfo)
         probs = self.encode_decode(inputs)  # [B, C, H, W]
         if probs.shape[2:] != labels.shape[1:]:
             raise ValueError(f'Label size {tuple(labels.shape[1:])} differs '
@@ -355,8 +398,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
             weight[0] = self.train_cfg.background_weight
         log_probs = probs.clamp_min(1e-8).log()
         loss = F.nll_loss(log_probs, labels.long(), weight=weight,
-                          ignore_index=255)
-        valid = labels != 255
+                          ignore_index=IGNORE_INDEX)
+        valid = labels != IGNORE_INDEX
         acc = (probs.argmax(1) == labels)[valid].float().mean() * 100
         return dict(loss_nll=loss, acc_seg=acc.detach())
 
@@ -446,6 +489,35 @@ class VLMAttentionSegmentor(BaseSegmentor):
         return probs / count
 
 
+def check_labels(label: Tensor, num_classes: int, meta: dict) -> None:
+    """Refuse label values that are neither a class index nor the ignore
+    index: they mean the dataset and ``class_names`` disagree (mmseg's
+    IoUMetric would silently drop them, the loss would crash)."""
+    bad = (label >= num_classes) & (label != IGNORE_INDEX) | (label < 0)
+    if bool(bad.any()):
+        values = torch.unique(label[bad]).tolist()
+        raise ValueError(
+            f'Label map {meta.get("seg_map_path", "")!s} holds values '
+            f'{values[:10]} outside the {num_classes} classes '
+            f'(0..{num_classes - 1}) and the ignore index {IGNORE_INDEX}: the '
+            'dataset does not match model.class_names. Use the class-name '
+            "file of this dataset, or map those values to 255 (the dataset's "
+            'label_map / reduce_zero_label).')
+
+
+def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
+    """[C, H, W] network output without the preprocessor's padding and
+    with test-time flipping undone, as mmseg's post-processing does."""
+    left, right, top, bottom = meta.get(
+        'img_padding_size', meta.get('padding_size', [0] * 4))
+    H, W = logits.shape[1:]
+    logits = logits[:, top:H - bottom, left:W - right]
+    if meta.get('flip'):
+        dim = 2 if meta.get('flip_direction') == 'horizontal' else 1
+        logits = logits.flip(dims=(dim, ))
+    return logits
+
+
 def encode_info(info: dict) -> Tensor:
     """A JSON-able dict as a uint8 tensor (a state-dict entry)."""
     return torch.tensor(list(json.dumps(info).encode()), dtype=torch.uint8)
@@ -496,8 +568,23 @@ def _drop_pretrained_vlm_state(module, state_dict, prefix, local_metadata):
         state_dict.pop(key, None)
 
 
-def _ignore_missing_vlm_state(module, incompatible_keys):
+def _check_loaded_keys(module, incompatible_keys):
+    """Frozen VLM weights are not missing (they come from ``pretrained``);
+    any other missing or unexpected key means the checkpoint belongs to
+    another model or is damaged, and is refused rather than half-loaded
+    (mmengine only warns)."""
     # Keys are relative to the segmentor (mmengine strips wrapper prefixes).
     frozen = _frozen_vlm_keys(module)
     missing = incompatible_keys.missing_keys
     missing[:] = [k for k in missing if k not in frozen]
+    unexpected = incompatible_keys.unexpected_keys
+    if missing or unexpected:
+        parts = [f'{name} keys {keys[:8]}' + (f' and {len(keys) - 8} more'
+                                               if len(keys) > 8 else '')
+                 for name, keys in (('missing', missing),
+                                    ('unexpected', unexpected)) if keys]
+        raise ValueError(
+            'Checkpoint does not match this VLMAttentionSegmentor: '
+            + '; '.join(parts) + '. It was saved from a different model '
+            'or is incomplete; load a checkpoint written by this model '
+            '(tools/train.py) with the same model config.')
