@@ -13,6 +13,8 @@ no-op where it is not needed:
   pickles a few of its own (and numpy) types into checkpoint meta, so resume
   and ``load_from`` fail. We allow-list exactly those types instead of
   switching safe loading off for every checkpoint.
+* mmengine writes checkpoints in place; local writes are made atomic
+  (temporary file, then rename) so a killed run leaves no truncated file.
 """
 import importlib
 import pickle
@@ -22,6 +24,8 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+
+from .utils.io import atomic_write
 
 _APPLIED = False
 
@@ -134,6 +138,24 @@ def allow_mmengine_checkpoint_types():
     return safe
 
 
+def install_atomic_local_writes():
+    """mmengine writes checkpoints with a plain ``open(path, 'wb')``: a run
+    killed mid-write leaves a truncated ``epoch_N.pth``. Local byte writes
+    go to a temporary file beside the target and are renamed when complete
+    (object stores keep their own semantics)."""
+    from mmengine.fileio.backends import LocalBackend
+    if getattr(LocalBackend.put, 'atomic', False):
+        return
+
+    def put(self, obj: bytes, filepath) -> None:
+        with atomic_write(filepath, 'wb') as f:
+            f.write(obj)
+
+    put.atomic = True
+    put.__doc__ = LocalBackend.put.__doc__
+    LocalBackend.put = put
+
+
 def apply():
     """Apply every compatibility fix once."""
     global _APPLIED
@@ -141,6 +163,7 @@ def apply():
         return
     install_mmcv_ops_shim()
     allow_mmengine_checkpoint_types()
+    install_atomic_local_writes()
     # mmengine 0.10.7 imports pkg_resources (setuptools<81 is pinned for it);
     # its deprecation notice is not actionable for our users.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated',

@@ -244,5 +244,14 @@ def _count_classes(info: dict, num_classes: int) -> Dict:
             mapped[seg == old] = new
         seg = mapped
     hist = np.bincount(seg.ravel(), minlength=256)
+    stray = np.flatnonzero(hist[num_classes:255]) + num_classes
+    if stray.size:
+        raise ValueError(
+            f'OneShotDataset: label map {info["seg_map_path"]} holds values '
+            f'{stray[:10].tolist()} outside the {num_classes} classes '
+            f'(0..{num_classes - 1}) and the ignore index 255: the dataset '
+            "does not match its class list. Fix the dataset's classes "
+            '(metainfo) or map those values to 255 (label_map / '
+            'reduce_zero_label).')
     return dict(pixels=int(seg.size),
                 classes={c: int(hist[c]) for c in range(num_classes) if hist[c]})

@@ -74,5 +74,16 @@ def build_model_and_loader(config, cfg_options=None, split='test'):
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model).eval()
-    loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
+    try:
+        loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
+    except ValueError as e:
+        # mmengine's symptom of a dataset that found no samples
+        if 'need at least one array' not in str(e):
+            raise
+        ds = cfg[f'{split}_dataloader'].dataset
+        ds = ds.get('dataset', ds)
+        raise ValueError(
+            f'The {split} dataset found no images under data_root='
+            f'{ds.get("data_root")!r}, data_prefix={ds.get("data_prefix")}: '
+            f'point {split}_dataloader.dataset at a folder with images.') from e
     return cfg, model, loader
