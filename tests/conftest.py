@@ -96,3 +96,28 @@ test_dataloader = dict(
 test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 """)
     return str(path)
+
+
+@pytest.fixture(scope='session')
+def oneshot_config(tiny_config, tmp_path_factory):
+    path = tmp_path_factory.mktemp('oneshot_cfg') / \
+        'powerone_blip-tiny_oneshot_tiny.py'
+    path.write_text(f"""
+_base_ = [{tiny_config!r}]
+model = dict(
+    data_preprocessor=dict(size_divisor=32),
+    train_cfg=dict(tune_embeddings='all', background_weight=0.5))
+train_dataloader = dict(
+    batch_size=1, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='OneShotDataset', shots=1, seed=0,
+                 cache_dir={str(tmp_path_factory.mktemp('cache'))!r},
+                 dataset={{{{_base_.test_dataloader.dataset}}}}))
+optim_wrapper = dict(
+    type='OptimWrapper', constructor='TrainableParamsOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.05),
+    accumulative_counts=2)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=4)
+default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1))
+""")
+    return str(path)

@@ -32,3 +32,11 @@ def dist_env():
         port = s.getsockname()[1]
     return dict(os.environ, PORT=str(port), PATH=os.path.dirname(
         sys.executable) + os.pathsep + os.environ.get('PATH', ''))
+
+
+def final_weights(work_dir):
+    """state_dict of the checkpoint a work dir's last_checkpoint names."""
+    import torch
+    with open(os.path.join(work_dir, 'last_checkpoint')) as f:
+        ckpt = torch.load(f.read().strip(), weights_only=True)
+    return ckpt['state_dict']

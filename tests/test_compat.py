@@ -149,3 +149,43 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path):
     except RuntimeError:
         pass
     assert sorted(os.listdir(tmp_path)) == ['out.json']
+
+
+def test_vlm_weights_with_a_pickled_payload_are_refused(tmp_path):
+    """A VLM directory whose pytorch_model.bin carries code: transformers
+    loads it with weights_only=True, so the payload never runs."""
+    from safetensors.torch import load_file
+    from mmseg_powerone.models.adapters.blip import BLIPAdapter
+    from mmseg_powerone.tiny_blip import save_random_blip
+    import os
+    model_dir = save_random_blip(str(tmp_path / 'blip'), seed=0,
+                                 words=['sky', 'cat'])
+    state = load_file(os.path.join(model_dir, 'model.safetensors'))
+    os.remove(os.path.join(model_dir, 'model.safetensors'))
+    marker = tmp_path / 'payload_ran'
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}',))
+
+    torch.save(dict(state, evil=Evil()),
+               os.path.join(model_dir, 'pytorch_model.bin'))
+    with pytest.raises(Exception, match='(?i)weights.only load failed'):
+        BLIPAdapter(pretrained=model_dir)
+    assert not marker.exists()
+
+
+def test_no_code_switches_safe_loading_off():
+    import glob
+    import os
+    from helpers import REPO
+    offenders = []
+    for path in glob.glob(os.path.join(REPO, '**', '*.py'), recursive=True):
+        if '.venv' in path or path.endswith('test_compat.py'):
+            continue
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        if 'weights_only=False' in text or \
+                'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' in text:
+            offenders.append(path)
+    assert not offenders
