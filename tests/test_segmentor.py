@@ -280,3 +280,88 @@ def test_large_originals_take_the_strip_path(build_segmentor):
     assert torch.equal(strip.pred_sem_seg.data, plain.pred_sem_seg.data)
     assert plain.seg_logits.data.shape == (3, 300, 410)
     assert strip.seg_logits.data.shape == (3, 32, 48)
+
+
+def reference_gradcam(adapter, prompts, pixels, layers, head=None):
+    """PnP-OVSS GradCAM from the Hugging Face model's own forward: hooks keep
+    each cross-attention's post-softmax probabilities, autograd gives their
+    gradient of the ITM match logit (first token), loops do the rest."""
+    model, tok = adapter.model, adapter.tokenizer
+    enc = tok(list(prompts.texts), padding=True, return_tensors='pt')
+    ids, mask = enc['input_ids'], enc['attention_mask']
+    P = ids.shape[0]
+    probs = {}
+    handles = [model.text_encoder.encoder.layer[l].crossattention.self
+               .register_forward_hook(
+                   lambda m, i, o, l=l: probs.__setitem__(l, o[1]))
+               for l in layers]
+    model.requires_grad_(True)
+    try:
+        out = model(input_ids=ids, attention_mask=mask,
+                    pixel_values=pixels.expand(P, -1, -1, -1),
+                    interpolate_pos_encoding=True, use_itm_head=True)
+        grads = torch.autograd.grad(out.itm_score[:, 1].sum(),
+                                    [probs[l] for l in layers])
+    finally:
+        model.requires_grad_(False)
+        for h in handles:
+            h.remove()
+    maps = []
+    for l, g in zip(layers, grads):
+        rows = []
+        for p in range(P):
+            name = tok(prompts.names[p], add_special_tokens=False)['input_ids']
+            row = ids[p].tolist()
+            start = [i for i in range(1, len(row)) if row[i:i + len(name)] == name][0]
+            cam = probs[l][p].detach() * g[p].clamp(min=0)  # [H, T, N]
+            cam = cam.mean(0) if head is None else cam[head]
+            rows.append(cam[start:start + len(name), 1:].mean(0))
+        maps.append(torch.stack(rows))
+    return torch.stack(maps)  # [L, P, N - 1]
+
+
+@pytest.mark.parametrize('head', [None, 1])
+def test_gradcam_maps_match_an_independent_autograd_computation(
+        build_segmentor, head):
+    seg = build_segmentor(map_mode='gradcam', gradcam_head=head,
+                          class_names=['sky, grass', 'cat', 'dog puppy'],
+                          multi_prompt=True)
+    pixels = image(48, 64)
+    out = seg.vlm(pixels, seg.prompt_tokens(), [0, 1, 2],
+                  map_mode='gradcam', head=head)
+    expected = reference_gradcam(seg.adapter, seg.prompts, pixels, [0, 1, 2],
+                                 head)
+    assert out['attn'].shape == (1, 3, 4, 12)
+    torch.testing.assert_close(out['attn'][0], expected, atol=1e-5, rtol=1e-4)
+    assert (out['attn'] >= 0).all() and out['attn'].abs().sum() > 0
+    # the ITM scores are those of attention mode
+    plain = seg.vlm(pixels, seg.prompt_tokens(), [0])
+    torch.testing.assert_close(out['itm'], plain['itm'])
+
+
+def test_gradcam_segments_without_grad_and_chunks_alike(build_segmentor):
+    seg = build_segmentor(map_mode='gradcam', layers=[1, 2])
+    x = image(32, 48)
+    with torch.no_grad():
+        whole = seg.encode_decode(x)
+    seg.adapter.prompt_chunk = 1
+    torch.testing.assert_close(seg.encode_decode(x), whole, atol=1e-6, rtol=0)
+    assert not any(p.grad is not None for p in seg.parameters())
+    pred = seg.predict(x)[0].pred_sem_seg.data
+    assert pred.shape == (1, 32, 48)
+
+
+def test_gradcam_is_training_free_only(build_segmentor):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    seg = build_segmentor(map_mode='gradcam', layers=[0, 1],
+                          train_cfg=dict(tune_embeddings='all')).train()
+    sample = SegDataSample(gt_sem_seg=PixelData(
+        data=torch.zeros(1, 32, 32, dtype=torch.long)))
+    with pytest.raises(ValueError, match="one-shot fine-tuning uses map_mode="
+                       "'attention'"):
+        seg.loss(torch.zeros(1, 3, 32, 32), [sample])
+    with pytest.raises(ValueError, match='gradcam_head=7'):
+        build_segmentor(map_mode='gradcam', gradcam_head=7)
+    with pytest.raises(ValueError, match='gradcam_head=0: needs'):
+        build_segmentor(gradcam_head=0)

@@ -16,7 +16,7 @@ from ..class_names import DEFAULT_TEMPLATES, build_prompts
 from .maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                    prompt_softmax_itm, upsampled_argmax)
 
-MAP_MODES = ('attention', )
+MAP_MODES = ('attention', 'gradcam')
 # Above this many elements (C x H x W at the original size) seg_logits stay
 # at the network's resolution and the arg-max runs in strips: 1 GiB float32.
 MAX_LOGITS_NUMEL = 1 << 28
@@ -62,7 +62,11 @@ class VLMAttentionSegmentor(BaseSegmentor):
         itm_reduce: 'max' (reference code) or 'first' (standard BLIP ITM).
         itm_reweight: multiply each prompt's map by its ITM score (the
             method); False gives the ablation without it.
-        map_mode: 'attention' (the paper's maps, forward only).
+        map_mode: 'attention' (the paper's maps, forward only) or 'gradcam'
+            (PnP-OVSS: post-softmax attention times its positive gradient of
+            the ITM match logit, one backward pass; training-free only).
+        gradcam_head: with 'gradcam', one attention head's map (None
+            averages the heads).
         align_corners: used when upsampling maps and results; True as in the
             reference code.
         crf: optional refinement of the test-time probabilities, e.g.
@@ -96,6 +100,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
                  itm_reduce: str = 'max',
                  itm_reweight: bool = True,
                  map_mode: str = 'attention',
+                 gradcam_head: Optional[int] = None,
                  align_corners: bool = True,
                  crf: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -120,6 +125,16 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.itm_reduce = itm_reduce
         self.itm_reweight = itm_reweight
         self.map_mode = map_mode
+        heads = getattr(self.adapter, 'num_heads', None)
+        if gradcam_head is not None and (
+                map_mode != 'gradcam' or isinstance(gradcam_head, bool)
+                or not isinstance(gradcam_head, int)
+                or not 0 <= gradcam_head < (heads or 0)):
+            raise ValueError(
+                f'gradcam_head={gradcam_head!r}: needs map_mode=\'gradcam\' '
+                f'and a head index in [0, {(heads or 1) - 1}], or None to '
+                'average the heads.')
+        self.gradcam_head = gradcam_head
         self.align_corners = align_corners
         self.crf = MODELS.build(crf) if crf else None
         n = self.adapter.num_layers
@@ -286,7 +301,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         else:
             layers = self._check_layers(layers)
         out = self.vlm(inputs, self.prompt_tokens(), layers,
-                       itm_reduce=self.itm_reduce)
+                       itm_reduce=self.itm_reduce, map_mode=self.map_mode,
+                       head=self.gradcam_head)
         h, w = out['grid']
         weight = out['itm'] if self.itm_reweight else torch.ones_like(out['itm'])
         maps = prompt_softmax_itm(out['attn'], weight)  # [B, L, P, h*w]
@@ -384,6 +400,10 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 'This VLMAttentionSegmentor is training-free (model.train_cfg '
                 "is None). For one-shot fine-tuning set model.train_cfg=dict("
                 "tune_embeddings='all'), as configs/powerone/*_oneshot_*.py do.")
+        if self.map_mode != 'attention':
+            raise ValueError(
+                f"map_mode={self.map_mode!r} is for training-free comparison; "
+                "one-shot fine-tuning uses map_mode='attention'.")
         if not self._tuning_started:
             self.start_tuning()
         labels = torch.stack([s.gt_sem_seg.data[0] for s in data_samples])

@@ -15,10 +15,12 @@ class BaseVLMAdapter(BaseModule):
     """Adapter interface.
 
     Subclasses set ``num_layers`` (the text-to-image attention layers, indexed
-    from 0) and ``patch_size`` (input sizes are padded to a multiple of it).
+    from 0), ``num_heads`` (heads of those layers) and ``patch_size`` (input
+    sizes are padded to a multiple of it).
     """
 
     num_layers: int
+    num_heads: int
     patch_size: int
 
     def init_weights(self):
@@ -49,7 +51,8 @@ class BaseVLMAdapter(BaseModule):
 
     def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
         """Tokenise every prompt of ``prompts`` once; the result is passed
-        back to :meth:`forward` (and moved to the input's device there)."""
+        back to :meth:`forward` (and moved to the input's device there). It
+        holds ``name_mask`` [P, T]: the class-name tokens of each prompt."""
         raise NotImplementedError
 
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -58,7 +61,8 @@ class BaseVLMAdapter(BaseModule):
         raise NotImplementedError
 
     def forward(self, inputs: torch.Tensor, prompts: Dict[str, torch.Tensor],
-                layers: Sequence[int], itm_reduce: str = 'max') -> Dict:
+                layers: Sequence[int], itm_reduce: str = 'max',
+                map_mode: str = 'attention', head=None) -> Dict:
         """Per-layer reduced text-to-image attention and ITM scores.
 
         Args:
@@ -67,6 +71,10 @@ class BaseVLMAdapter(BaseModule):
             prompts: the output of :meth:`prompt_batch`.
             layers: attention layers to capture.
             itm_reduce: 'max' over token positions or 'first' token.
+            map_mode: 'attention' (steps 1-2 of DESIGN.md) or 'gradcam'
+                (:func:`~mmseg_powerone.models.maps.gradcam_attention` of the
+                post-softmax attention and its gradient of the ITM match
+                logit; ``head`` picks one head, None averages them).
         Returns:
             dict(attn=[B, len(layers), P, h*w], itm=[B, P], grid=(h, w))
         """

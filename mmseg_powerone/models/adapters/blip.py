@@ -1,5 +1,6 @@
 """BLIP (Hugging Face ``BlipForImageTextRetrieval``) behind the adapter
 interface."""
+import contextlib
 import hashlib
 import math
 import os
@@ -9,7 +10,7 @@ import torch
 from mmseg.registry import MODELS
 
 from ...class_names import PromptSet
-from ..maps import reduce_attention, reduce_itm
+from ..maps import gradcam_attention, reduce_attention, reduce_itm
 from .base import BaseVLMAdapter
 
 
@@ -158,7 +159,25 @@ class BLIPAdapter(BaseVLMAdapter):
                 f'encoder takes ({self.max_tokens}). Shorten that class name '
                 'or template.')
         return dict(input_ids=tok['input_ids'],
-                    attention_mask=tok['attention_mask'])
+                    attention_mask=tok['attention_mask'],
+                    name_mask=self._name_mask(prompts, tok['input_ids']))
+
+    def _name_mask(self, prompts: PromptSet, input_ids: torch.Tensor) -> torch.Tensor:
+        """[P, T], 1 on the tokens of each prompt's class name (the rows
+        that "gradcam" mode averages)."""
+        mask = torch.zeros_like(input_ids)
+        for p, (text, name) in enumerate(zip(prompts.texts, prompts.names)):
+            name_ids = self.tokenizer(name, add_special_tokens=False)['input_ids']
+            row, n = input_ids[p].tolist(), len(name_ids)
+            start = next((i for i in range(1, len(row) - n + 1)
+                          if row[i:i + n] == name_ids), None)
+            if start is None:
+                raise ValueError(
+                    f'Cannot find the tokens of class name {name!r} in the '
+                    f'prompt {text!r}: the template must keep the name a '
+                    'separate word (e.g. "Image of {}.").')
+            mask[p, start:start + n] = 1
+        return mask
 
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         out = self.model.vision_model(
@@ -185,44 +204,65 @@ class BLIPAdapter(BaseVLMAdapter):
         return kv
 
     def text_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     kv, layers: Sequence[int], itm_reduce: str):
+                     kv, layers: Sequence[int], itm_reduce: str,
+                     map_mode: str = 'attention', name_mask=None, head=None):
         """One text-encoder pass of P prompts against one image.
 
         Args:
             input_ids, attention_mask: [P, T]
             kv: :meth:`cross_kv` of the image.
+            map_mode: 'attention' (pre-softmax scores reduced as produced)
+                or 'gradcam' (post-softmax attention times its positive
+                gradient of the ITM match logit; one backward pass for all
+                P prompts, ``name_mask`` [P, T] selects the rows).
         Returns:
             attn [len(layers), P, h*w] and itm [P]
         """
         P, T = input_ids.shape
-        hidden = self.embed_text(input_ids)  # [P, T, D]
-        # additive mask over keys for the text self-attention: [P, 1, 1, T]
-        self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
-            * torch.finfo(hidden.dtype).min
-        wanted = {l: i for i, l in enumerate(layers)}
-        captured = [None] * len(layers)
-        for i, layer in enumerate(self.text_layers):
-            hidden = layer.attention(hidden, attention_mask=self_mask)[0]
-            cross = layer.crossattention
-            q = cross.self.query(hidden).view(P, T, self.num_heads, self.head_dim)
-            q = q.transpose(1, 2)  # [P, H, T, d]
-            k, v = kv[i]  # [1, H, N, d], shared by all prompts
-            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-            if i in wanted:  # [P, H, T, N] -> [P, N - 1]
-                captured[wanted[i]] = reduce_attention(scores, attention_mask)
-            context = torch.matmul(scores.softmax(dim=-1), v)  # [P, H, T, d]
-            context = context.transpose(1, 2).reshape(P, T, -1)  # [P, T, D]
-            hidden = cross.output(context, hidden)
-            hidden = layer.feed_forward_chunk(hidden)
-        match = self.model.itm_head(hidden).softmax(dim=-1)[..., 1]  # [P, T]
-        itm = reduce_itm(match, attention_mask, itm_reduce)
+        gradcam = map_mode == 'gradcam'
+        with torch.enable_grad() if gradcam else contextlib.nullcontext():
+            hidden = self.embed_text(input_ids)  # [P, T, D]
+            if gradcam and not hidden.requires_grad:
+                # a leaf upstream of every layer, so that the gradient of the
+                # logit reaches each layer's attention through all later ones
+                hidden = hidden.detach().requires_grad_(True)
+            # additive mask over keys for the text self-attention: [P, 1, 1, T]
+            self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
+                * torch.finfo(hidden.dtype).min
+            wanted = {l: i for i, l in enumerate(layers)}
+            captured = [None] * len(layers)
+            for i, layer in enumerate(self.text_layers):
+                hidden = layer.attention(hidden, attention_mask=self_mask)[0]
+                cross = layer.crossattention
+                q = cross.self.query(hidden).view(P, T, self.num_heads, self.head_dim)
+                q = q.transpose(1, 2)  # [P, H, T, d]
+                k, v = kv[i]  # [1, H, N, d], shared by all prompts
+                scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+                probs = scores.softmax(dim=-1)  # [P, H, T, N]
+                if i in wanted:  # [P, H, T, N] -> [P, N - 1], or kept for gradcam
+                    captured[wanted[i]] = probs if gradcam else \
+                        reduce_attention(scores, attention_mask)
+                context = torch.matmul(probs, v)  # [P, H, T, d]
+                context = context.transpose(1, 2).reshape(P, T, -1)  # [P, T, D]
+                hidden = cross.output(context, hidden)
+                hidden = layer.feed_forward_chunk(hidden)
+            logits = self.model.itm_head(hidden)  # [P, T, 2]
+            match = logits.softmax(dim=-1)[..., 1]  # [P, T]
+            itm = reduce_itm(match, attention_mask, itm_reduce)
+            if gradcam:  # BLIP's ITM match logit is read at the first token
+                grads = torch.autograd.grad(logits[:, 0, 1].sum(), captured)
+                captured = [gradcam_attention(p.detach(), g, name_mask, head)
+                            for p, g in zip(captured, grads)]
+                itm = itm.detach()
         return torch.stack(captured), itm
 
-    def forward(self, inputs, prompts, layers, itm_reduce='max'):
+    def forward(self, inputs, prompts, layers, itm_reduce='max',
+                map_mode='attention', head=None):
         layers = list(layers)
         image_tokens, grid = self.encode_image(inputs)  # [B, N, Dv]
         ids = prompts['input_ids'].to(inputs.device)
         mask = prompts['attention_mask'].to(inputs.device)
+        names = prompts['name_mask'].to(inputs.device)
         attn, itm = [], []
         for b in range(inputs.shape[0]):
             kv = self.cross_kv(image_tokens[b:b + 1])
@@ -232,7 +272,8 @@ class BLIPAdapter(BaseVLMAdapter):
                 t = int(m.sum(1).max())  # trim padding beyond this chunk
                 parts.append(self.text_forward(
                     ids[s:s + self.prompt_chunk, :t], m[:, :t], kv, layers,
-                    itm_reduce))
+                    itm_reduce, map_mode,
+                    names[s:s + self.prompt_chunk, :t], head))
             attn.append(torch.cat([p[0] for p in parts], dim=1))  # [L, P, N]
             itm.append(torch.cat([p[1] for p in parts], dim=0))  # [P]
         return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)
