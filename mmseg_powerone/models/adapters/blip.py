@@ -39,6 +39,11 @@ def load_hf_pretrained(loader, path: str, what: str, **kwargs):
             'HF_HUB_OFFLINE=1.') from e
 
 
+def _per_prompt(x: torch.Tensor, P: int, T: int) -> torch.Tensor:
+    """[H, P*T, N] -> [P, H, T, N] (a view)."""
+    return x.view(x.shape[0], P, T, x.shape[-1]).transpose(0, 1)
+
+
 @MODELS.register_module()
 class BLIPAdapter(BaseVLMAdapter):
     """BLIP image-text matching model: ViT image encoder and a BERT-style text
@@ -187,20 +192,22 @@ class BLIPAdapter(BaseVLMAdapter):
         return out.last_hidden_state, grid  # [B, 1 + h*w, Dv]
 
     def cross_kv(self, image_tokens: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """Keys and values of every cross-attention layer for one image.
+        """Keys and values of every cross-attention layer for one image, laid
+        out for batched matrix products with all prompts' queries at once.
 
         Args:
             image_tokens: [1, N, Dv]
         Returns:
-            per layer (K, V), each [1, H, N, d]
+            per layer (K^T, V): [H, d, N] and [H, N, d]
         """
         kv = []
         n = image_tokens.shape[1]
         for layer in self.text_layers:
             att = layer.crossattention.self
-            k = att.key(image_tokens).view(1, n, self.num_heads, self.head_dim)
-            v = att.value(image_tokens).view(1, n, self.num_heads, self.head_dim)
-            kv.append((k.transpose(1, 2), v.transpose(1, 2)))
+            k = att.key(image_tokens[0]).view(n, self.num_heads, self.head_dim)
+            v = att.value(image_tokens[0]).view(n, self.num_heads, self.head_dim)
+            kv.append((k.permute(1, 2, 0).contiguous(),
+                       v.transpose(0, 1).contiguous()))
         return kv
 
     def text_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -234,16 +241,19 @@ class BLIPAdapter(BaseVLMAdapter):
             for i, layer in enumerate(self.text_layers):
                 hidden = layer.attention(hidden, attention_mask=self_mask)[0]
                 cross = layer.crossattention
-                q = cross.self.query(hidden).view(P, T, self.num_heads, self.head_dim)
-                q = q.transpose(1, 2)  # [P, H, T, d]
-                k, v = kv[i]  # [1, H, N, d], shared by all prompts
-                scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-                probs = scores.softmax(dim=-1)  # [P, H, T, N]
-                if i in wanted:  # [P, H, T, N] -> [P, N - 1], or kept for gradcam
-                    captured[wanted[i]] = probs if gradcam else \
-                        reduce_attention(scores, attention_mask)
-                context = torch.matmul(probs, v)  # [P, H, T, d]
-                context = context.transpose(1, 2).reshape(P, T, -1)  # [P, T, D]
+                # all prompts' queries against the image keys in one product
+                # per head: [H, P*T, d] (a broadcast [P, H, T, d] x
+                # [1, H, d, N] matmul would copy the keys P times)
+                q = cross.self.query(hidden).view(P * T, self.num_heads,
+                                                  self.head_dim).transpose(0, 1)
+                k_t, v = kv[i]  # [H, d, N], [H, N, d], shared by all prompts
+                scores = torch.matmul(q, k_t) / math.sqrt(self.head_dim)  # [H, P*T, N]
+                probs = scores.softmax(dim=-1)
+                if i in wanted:  # -> [P, N - 1], or kept for gradcam
+                    captured[wanted[i]] = probs if gradcam else reduce_attention(
+                        _per_prompt(scores, P, T), attention_mask)
+                context = torch.matmul(probs, v)  # [H, P*T, d]
+                context = context.transpose(0, 1).reshape(P, T, -1)  # [P, T, D]
                 hidden = cross.output(context, hidden)
                 hidden = layer.feed_forward_chunk(hidden)
             logits = self.model.itm_head(hidden)  # [P, T, 2]
@@ -251,7 +261,9 @@ class BLIPAdapter(BaseVLMAdapter):
             itm = reduce_itm(match, attention_mask, itm_reduce)
             if gradcam:  # BLIP's ITM match logit is read at the first token
                 grads = torch.autograd.grad(logits[:, 0, 1].sum(), captured)
-                captured = [gradcam_attention(p.detach(), g, name_mask, head)
+                captured = [gradcam_attention(_per_prompt(p.detach(), P, T),
+                                              _per_prompt(g, P, T),
+                                              name_mask, head)
                             for p, g in zip(captured, grads)]
                 itm = itm.detach()
         return torch.stack(captured), itm
