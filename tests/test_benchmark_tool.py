@@ -1,0 +1,69 @@
+"""tools/benchmark.py: the paths it compares compute the same maps, and it
+runs end to end on a tiny geometry. Timing itself lives in the tool, never
+in a test."""
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+from helpers import REPO, run
+
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+from benchmark import naive_forward  # noqa: E402
+
+CLASSES = ['sky, grass, tree', 'cat', 'dog, puppy, hound']
+
+
+@pytest.mark.parametrize('mode', ['attention', 'gradcam'])
+def test_naive_per_prompt_loop_gives_the_same_maps(build_segmentor, mode):
+    seg = build_segmentor(map_mode=mode, multi_prompt=True)
+    x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    tokens = seg.prompt_tokens()
+    with torch.no_grad():
+        ours = seg.vlm(x, tokens, [0, 1, 2], map_mode=mode)
+        naive = naive_forward(seg.adapter, tokens, x, [0, 1, 2],
+                              map_mode=mode)
+    assert ours['attn'].shape == naive['attn'].shape == (2, 3, 7, 12)
+    torch.testing.assert_close(naive['attn'], ours['attn'], atol=1e-5, rtol=0)
+    torch.testing.assert_close(naive['itm'], ours['itm'], atol=1e-5, rtol=0)
+
+
+def test_bf16_autocast_runs_and_stays_close(build_segmentor):
+    # the GPU path uses autocast; CPU bf16 checks the code has no dtype traps
+    seg = build_segmentor(layers=[0, 2])
+    x = torch.randn(1, 3, 32, 48, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = seg.encode_decode(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            half = seg.encode_decode(x)
+    assert half.shape == full.shape and torch.isfinite(half).all()
+    torch.testing.assert_close(half.float(), full, atol=0.05, rtol=0)
+
+
+def test_benchmark_runs_end_to_end_on_a_tiny_geometry(tmp_path):
+    out = tmp_path / 'bench'
+    printed = run(['tools/benchmark.py', '--vlm', 'tiny', '--size', '64',
+                   '--prompts', '1', '49', '200', '--batch', '1', '4',
+                   '--repeat', '1', '--out', str(out)])
+    with open(out / 'benchmark.json') as f:
+        result = json.load(f)
+    keys = {(r['mode'], r['prompts'], r['batch']) for r in result['rows']}
+    assert ('gradcam', 49, 4) in keys and ('attention', 200, 1) in keys
+    (ratios, ) = result['ratios']
+    for name in ('attention_vs_floor', 'text_p49_vs_p1', 'gradcam_vs_floor',
+                 'p200_peak_gib', 'batch4_vs_batch1_throughput',
+                 'naive_vs_ours'):
+        assert ratios[name] > 0, name
+    assert ratios['p200_chunked_vs_whole_max_diff'] < 1e-5
+    assert 'attention_vs_floor' in printed
+    assert (out / 'benchmark.md').read_text().count('target') == 5
+
+
+def test_benchmark_rejects_bad_arguments(tmp_path):
+    import subprocess
+    proc = subprocess.run([sys.executable, 'tools/benchmark.py', '--prompts',
+                           '0'], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and '--prompts values must be positive' \
+        in proc.stderr
