@@ -86,6 +86,16 @@ def read_names(name):
     return read_class_file(os.path.join(CLASS_FILES, name + '.txt'))
 
 
+def all_names():
+    """Every class name (synonyms included) of the benchmark class files,
+    each once, in file order."""
+    names = {}
+    for f in ('coco_stuff', 'ade20k', 'context60', 'voc21'):
+        for c in read_names(f):
+            names.update(dict.fromkeys(c))
+    return list(names)
+
+
 def prompt_setup(num_prompts):
     """Class names giving ``num_prompts`` prompts: VOC's 21 classes (P=21),
     VOC with its 29 background synonyms (P=49), otherwise COCO-Stuff and
@@ -94,12 +104,7 @@ def prompt_setup(num_prompts):
         return [c[0] for c in read_names('voc21')], True
     if num_prompts == 49:
         return os.path.join(CLASS_FILES, 'voc21.txt'), True
-    pool = []
-    for f in ('coco_stuff', 'ade20k', 'context60', 'voc21'):
-        for c in read_names(f):
-            for n in c:
-                if n not in pool:
-                    pool.append(n)
+    pool = all_names()
     if num_prompts > len(pool):
         raise SystemExit(f'benchmark.py: at most {len(pool)} prompts.')
     return pool[:max(num_prompts, 2)], False
@@ -110,11 +115,7 @@ def save_model(vlm, size, out_dir):
     knows every class-name word (one token per word, as BERT mostly has)."""
     from transformers import BlipConfig, BlipForImageTextRetrieval
     from mmseg_powerone.tiny_blip import SPECIAL_TOKENS, save_tokenizer
-    words = set()
-    for f in ('voc21', 'coco_stuff', 'ade20k', 'context60'):
-        for c in read_names(f):
-            for n in c:
-                words.update(n.lower().replace('-', ' ').split())
+    words = {w for n in all_names() for w in n.lower().replace('-', ' ').split()}
     save_tokenizer(out_dir, sorted(words))
     text = dict(TEXT, **GEOMETRY[vlm].get('text', {}))
     text.update(encoder_hidden_size=GEOMETRY[vlm]['vision']['hidden_size'],
@@ -325,7 +326,7 @@ def measure(args, vlm, size, model_dir):
 
 def chunking_difference(seg, x, args):
     """Largest difference between the maps with prompts chunked and with
-    all prompts in one pass (and that pass's peak memory)."""
+    all prompts in one pass."""
     with torch.no_grad():
         chunked = seg.encode_decode(x)
         seg.adapter.prompt_chunk = 10 ** 6

@@ -125,14 +125,14 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.itm_reduce = itm_reduce
         self.itm_reweight = itm_reweight
         self.map_mode = map_mode
-        heads = getattr(self.adapter, 'num_heads', None)
+        heads = self.adapter.num_heads
         if gradcam_head is not None and (
                 map_mode != 'gradcam' or isinstance(gradcam_head, bool)
                 or not isinstance(gradcam_head, int)
-                or not 0 <= gradcam_head < (heads or 0)):
+                or not 0 <= gradcam_head < heads):
             raise ValueError(
                 f'gradcam_head={gradcam_head!r}: needs map_mode=\'gradcam\' '
-                f'and a head index in [0, {(heads or 1) - 1}], or None to '
+                f'and a head index in [0, {heads - 1}], or None to '
                 'average the heads.')
         self.gradcam_head = gradcam_head
         self.align_corners = align_corners
