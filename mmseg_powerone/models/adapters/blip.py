@@ -1,59 +1,20 @@
 """BLIP (Hugging Face ``BlipForImageTextRetrieval``) behind the adapter
 interface."""
-import contextlib
 import hashlib
-import math
-import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Tuple
 
 import torch
 from mmseg.registry import MODELS
 
-from ...class_names import PromptSet
-from ..maps import gradcam_attention, reduce_attention, reduce_itm
-from .base import BaseVLMAdapter
-
-
-def _looks_like_local_path(path: str) -> bool:
-    return (os.path.isabs(path) or path.startswith(('.', '~'))
-            or os.path.exists(path) or path.count('/') != 1)
-
-
-def load_hf_pretrained(loader, path: str, what: str, **kwargs):
-    """``loader.from_pretrained(path)`` with errors that say how to fix a bad
-    path or an offline machine."""
-    path = os.path.expanduser(os.fspath(path))
-    if _looks_like_local_path(path) and not os.path.isdir(path):
-        raise FileNotFoundError(
-            f'{what}: pretrained directory {path!r} does not exist. Set '
-            '`pretrained` to a local directory saved with save_pretrained '
-            '(e.g. a downloaded Hugging Face model) or to a hub id such as '
-            "'Salesforce/blip-itm-large-coco'.")
-    try:
-        return loader.from_pretrained(path, **kwargs)
-    except OSError as e:
-        raise OSError(
-            f'{what}: could not load {path!r} ({e}). Without network access, '
-            'download the model elsewhere and point `pretrained` at its '
-            'directory, or put it in the Hugging Face cache and set '
-            'HF_HUB_OFFLINE=1.') from e
-
-
-def _per_prompt(x: torch.Tensor, P: int, T: int) -> torch.Tensor:
-    """[H, P*T, N] -> [P, H, T, N] (a view)."""
-    return x.view(x.shape[0], P, T, x.shape[-1]).transpose(0, 1)
+from .fusion import FusionEncoderAdapter
+from .loading import load_hf_pretrained
 
 
 @MODELS.register_module()
-class BLIPAdapter(BaseVLMAdapter):
+class BLIPAdapter(FusionEncoderAdapter):
     """BLIP image-text matching model: ViT image encoder and a BERT-style text
-    encoder whose every layer cross-attends to the image tokens.
-
-    The text encoder's forward is run here layer by layer, using the Hugging
-    Face modules' own weights, so that (1) the image keys/values of every
-    cross-attention are computed once per image and shared by all prompts,
-    and (2) the pre-softmax cross-attention scores of the requested layers
-    are reduced as they are produced (memory [layers, P, h*w]).
+    encoder whose every layer cross-attends to the image tokens (attention
+    layer ``l`` is text layer ``l``).
 
     Args:
         pretrained: local directory or hub id of a BlipForImageTextRetrieval
@@ -68,17 +29,16 @@ class BLIPAdapter(BaseVLMAdapter):
                  local_files_only=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         from transformers import AutoTokenizer, BlipForImageTextRetrieval
-        if not isinstance(prompt_chunk, int) or prompt_chunk < 1:
-            raise ValueError(f'prompt_chunk must be a positive integer, got '
-                             f'{prompt_chunk!r}.')
         kwargs = {} if local_files_only is None else dict(
             local_files_only=local_files_only)
+        example = 'Salesforce/blip-itm-large-coco'
         self.pretrained = pretrained
         self.model = load_hf_pretrained(
-            BlipForImageTextRetrieval, pretrained, 'BLIPAdapter',
+            BlipForImageTextRetrieval, pretrained, 'BLIPAdapter', example,
             attn_implementation='eager', **kwargs)
         self.tokenizer = load_hf_pretrained(
-            AutoTokenizer, pretrained, 'BLIPAdapter tokenizer', **kwargs)
+            AutoTokenizer, pretrained, 'BLIPAdapter tokenizer', example,
+            **kwargs)
         self.model.eval()
         self.model.requires_grad_(False)
         text_cfg = self.model.config.text_config
@@ -87,17 +47,23 @@ class BLIPAdapter(BaseVLMAdapter):
                 f'{pretrained!r}: text encoder has no cross-attention '
                 '(text_config.is_decoder is False); this is not a BLIP ITM '
                 'checkpoint.')
-        self.prompt_chunk = prompt_chunk
-        self.num_layers = text_cfg.num_hidden_layers
         self.num_heads = text_cfg.num_attention_heads
-        self.head_dim = text_cfg.hidden_size // text_cfg.num_attention_heads
         self.max_tokens = text_cfg.max_position_embeddings
+        self.vocab_size = text_cfg.vocab_size
         self.patch_size = self.model.config.vision_config.patch_size
-        self.token_offsets = None  # see add_token_offsets
+        self._init_fusion(prompt_chunk)
 
     @property
     def text_layers(self):
         return self.model.text_encoder.encoder.layer
+
+    @property
+    def text_embeddings(self):
+        return self.model.text_encoder.embeddings
+
+    @property
+    def itm_head(self):
+        return self.model.itm_head
 
     def signature(self) -> Dict:
         text, vision = self.model.config.text_config, self.model.config.vision_config
@@ -113,179 +79,9 @@ class BLIPAdapter(BaseVLMAdapter):
                     vision_layers=vision.num_hidden_layers,
                     patch_size=self.patch_size, weights=h.hexdigest()[:16])
 
-    def add_token_offsets(self, texts: Sequence[str]) -> None:
-        ids = sorted({i for t in texts for i in self.tokenizer(
-            t, add_special_tokens=False)['input_ids']})
-        vocab = self.model.config.text_config.vocab_size
-        row = torch.full((vocab, ), -1, dtype=torch.long)
-        row[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))
-        self.register_buffer('offset_row', row, persistent=False)  # [vocab]
-        dim = self.model.config.text_config.hidden_size
-        self.token_offsets = torch.nn.Parameter(torch.zeros(len(ids), dim))
-
-    def tunable_parameters(self, layers: Sequence[int],
-                           embeddings: str = 'all') -> Dict[str, torch.nn.Parameter]:
-        names = {id(p): n for n, p in self.named_parameters()}
-        if embeddings == 'all':
-            params = [self.model.text_encoder.embeddings.word_embeddings.weight]
-        elif embeddings == 'class_tokens':
-            if self.token_offsets is None:
-                raise RuntimeError("embeddings='class_tokens' needs "
-                                   'add_token_offsets() first.')
-            params = [self.token_offsets]
-        else:
-            raise ValueError(f"embeddings={embeddings!r}; use 'all' or "
-                             "'class_tokens'.")
-        for l in layers:
-            params.extend(self.text_layers[l].crossattention.parameters())
-        return {names[id(p)]: p for p in params}
-
-    def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Text embeddings [P, T, D], with the tuned token offsets if any."""
-        emb = self.model.text_encoder.embeddings
-        if self.token_offsets is None:
-            return emb(input_ids=input_ids)
-        words = emb.word_embeddings(input_ids)  # [P, T, D]
-        row = self.offset_row[input_ids]  # [P, T], -1: token without offset
-        offset = self.token_offsets[row.clamp(min=0)]  # [P, T, D]
-        words = words + torch.where((row >= 0)[..., None], offset, 0.0)
-        return emb(inputs_embeds=words)
-
-    def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
-        tok = self.tokenizer(list(prompts.texts), padding=True,
-                             return_tensors='pt')
-        lengths = tok['attention_mask'].sum(1)
-        too_long = [(t, int(n)) for t, n in zip(prompts.texts, lengths)
-                    if n > self.max_tokens]
-        if too_long:
-            text, n = too_long[0]
-            raise ValueError(
-                f'Prompt {text!r} is {n} tokens long, more than the text '
-                f'encoder takes ({self.max_tokens}). Shorten that class name '
-                'or template.')
-        return dict(input_ids=tok['input_ids'],
-                    attention_mask=tok['attention_mask'],
-                    name_mask=self._name_mask(prompts, tok['input_ids']))
-
-    def _name_mask(self, prompts: PromptSet, input_ids: torch.Tensor) -> torch.Tensor:
-        """[P, T], 1 on the tokens of each prompt's class name (the rows
-        that "gradcam" mode averages)."""
-        mask = torch.zeros_like(input_ids)
-        for p, (text, name) in enumerate(zip(prompts.texts, prompts.names)):
-            name_ids = self.tokenizer(name, add_special_tokens=False)['input_ids']
-            row, n = input_ids[p].tolist(), len(name_ids)
-            start = next((i for i in range(1, len(row) - n + 1)
-                          if row[i:i + n] == name_ids), None)
-            if start is None:
-                raise ValueError(
-                    f'Cannot find the tokens of class name {name!r} in the '
-                    f'prompt {text!r}: the template must keep the name a '
-                    'separate word (e.g. "Image of {}.").')
-            mask[p, start:start + n] = 1
-        return mask
-
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         out = self.model.vision_model(
             pixel_values=inputs, interpolate_pos_encoding=True)
         grid = (inputs.shape[2] // self.patch_size,
                 inputs.shape[3] // self.patch_size)
         return out.last_hidden_state, grid  # [B, 1 + h*w, Dv]
-
-    def cross_kv(self, image_tokens: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """Keys and values of every cross-attention layer for one image, laid
-        out for batched matrix products with all prompts' queries at once.
-
-        Args:
-            image_tokens: [1, N, Dv]
-        Returns:
-            per layer (K^T, V): [H, d, N] and [H, N, d]
-        """
-        kv = []
-        n = image_tokens.shape[1]
-        for layer in self.text_layers:
-            att = layer.crossattention.self
-            k = att.key(image_tokens[0]).view(n, self.num_heads, self.head_dim)
-            v = att.value(image_tokens[0]).view(n, self.num_heads, self.head_dim)
-            kv.append((k.permute(1, 2, 0).contiguous(),
-                       v.transpose(0, 1).contiguous()))
-        return kv
-
-    def text_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     kv, layers: Sequence[int], itm_reduce: str,
-                     map_mode: str = 'attention', name_mask=None, head=None):
-        """One text-encoder pass of P prompts against one image.
-
-        Args:
-            input_ids, attention_mask: [P, T]
-            kv: :meth:`cross_kv` of the image.
-            map_mode: 'attention' (pre-softmax scores reduced as produced)
-                or 'gradcam' (post-softmax attention times its positive
-                gradient of the ITM match logit; one backward pass for all
-                P prompts, ``name_mask`` [P, T] selects the rows).
-        Returns:
-            attn [len(layers), P, h*w] and itm [P]
-        """
-        P, T = input_ids.shape
-        gradcam = map_mode == 'gradcam'
-        with torch.enable_grad() if gradcam else contextlib.nullcontext():
-            hidden = self.embed_text(input_ids)  # [P, T, D]
-            if gradcam and not hidden.requires_grad:
-                # a leaf upstream of every layer, so that the gradient of the
-                # logit reaches each layer's attention through all later ones
-                hidden = hidden.detach().requires_grad_(True)
-            # additive mask over keys for the text self-attention: [P, 1, 1, T]
-            self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
-                * torch.finfo(hidden.dtype).min
-            wanted = {l: i for i, l in enumerate(layers)}
-            captured = [None] * len(layers)
-            for i, layer in enumerate(self.text_layers):
-                hidden = layer.attention(hidden, attention_mask=self_mask)[0]
-                cross = layer.crossattention
-                # all prompts' queries against the image keys in one product
-                # per head: [H, P*T, d] (a broadcast [P, H, T, d] x
-                # [1, H, d, N] matmul would copy the keys P times)
-                q = cross.self.query(hidden).view(P * T, self.num_heads,
-                                                  self.head_dim).transpose(0, 1)
-                k_t, v = kv[i]  # [H, d, N], [H, N, d], shared by all prompts
-                scores = torch.matmul(q, k_t) / math.sqrt(self.head_dim)  # [H, P*T, N]
-                probs = scores.softmax(dim=-1)
-                if i in wanted:  # -> [P, N - 1], or kept for gradcam
-                    captured[wanted[i]] = probs if gradcam else reduce_attention(
-                        _per_prompt(scores, P, T), attention_mask)
-                context = torch.matmul(probs, v)  # [H, P*T, d]
-                context = context.transpose(0, 1).reshape(P, T, -1)  # [P, T, D]
-                hidden = cross.output(context, hidden)
-                hidden = layer.feed_forward_chunk(hidden)
-            logits = self.model.itm_head(hidden)  # [P, T, 2]
-            match = logits.softmax(dim=-1)[..., 1]  # [P, T]
-            itm = reduce_itm(match, attention_mask, itm_reduce)
-            if gradcam:  # BLIP's ITM match logit is read at the first token
-                grads = torch.autograd.grad(logits[:, 0, 1].sum(), captured)
-                captured = [gradcam_attention(_per_prompt(p.detach(), P, T),
-                                              _per_prompt(g, P, T),
-                                              name_mask, head)
-                            for p, g in zip(captured, grads)]
-                itm = itm.detach()
-        return torch.stack(captured), itm
-
-    def forward(self, inputs, prompts, layers, itm_reduce='max',
-                map_mode='attention', head=None):
-        layers = list(layers)
-        image_tokens, grid = self.encode_image(inputs)  # [B, N, Dv]
-        ids = prompts['input_ids'].to(inputs.device)
-        mask = prompts['attention_mask'].to(inputs.device)
-        names = prompts['name_mask'].to(inputs.device)
-        attn, itm = [], []
-        for b in range(inputs.shape[0]):
-            kv = self.cross_kv(image_tokens[b:b + 1])
-            parts = []
-            for s in range(0, ids.shape[0], self.prompt_chunk):
-                m = mask[s:s + self.prompt_chunk]
-                t = int(m.sum(1).max())  # trim padding beyond this chunk
-                parts.append(self.text_forward(
-                    ids[s:s + self.prompt_chunk, :t], m[:, :t], kv, layers,
-                    itm_reduce, map_mode,
-                    names[s:s + self.prompt_chunk, :t], head))
-            attn.append(torch.cat([p[0] for p in parts], dim=1))  # [L, P, N]
-            itm.append(torch.cat([p[1] for p in parts], dim=0))  # [P]
-        return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)
