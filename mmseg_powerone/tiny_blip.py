@@ -88,6 +88,7 @@ def _randomize(model, seed: int, std: Optional[float] = 0.5):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if 'LayerNorm' in name or 'layernorm' in name or 'layer_norm' in name:
+            if 'LayerNorm' in name or 'layernorm' in name or \
+                    'layer_norm' in name or p.dim() == 0:
                 continue
             p.copy_(torch.randn(p.shape, generator=g) * std / max(1, p.shape[-1]) ** 0.5)

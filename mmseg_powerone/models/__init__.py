@@ -1,5 +1,5 @@
-from .adapters import BaseVLMAdapter, BLIPAdapter
+from .adapters import ALBEFAdapter, BaseVLMAdapter, BLIPAdapter
 from .crf import ConvCRF
 from .segmentor import VLMAttentionSegmentor
 
-__all__ = ['BaseVLMAdapter', 'BLIPAdapter', 'ConvCRF', 'VLMAttentionSegmentor']
+__all__ = ['ALBEFAdapter', 'BaseVLMAdapter', 'BLIPAdapter', 'ConvCRF', 'VLMAttentionSegmentor']

@@ -1,4 +1,5 @@
+from .albef import ALBEFAdapter
 from .base import BaseVLMAdapter
 from .blip import BLIPAdapter
 
-__all__ = ['BaseVLMAdapter', 'BLIPAdapter']
+__all__ = ['ALBEFAdapter', 'BaseVLMAdapter', 'BLIPAdapter']

@@ -23,6 +23,15 @@ class BaseVLMAdapter(BaseModule):
     num_heads: int
     patch_size: int
 
+    def __init__(self, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.token_offsets = None  # see add_token_offsets
+
+    @property
+    def word_embeddings(self) -> torch.nn.Embedding:
+        """The text word-embedding table (what one-shot tuning trains)."""
+        raise NotImplementedError
+
     def init_weights(self):
         """Weights come from the pretrained VLM: never re-initialise them."""
 
@@ -47,7 +56,23 @@ class BaseVLMAdapter(BaseModule):
     def add_token_offsets(self, texts: Sequence[str]) -> None:
         """Create trainable offsets (zero) for the word embeddings of the
         tokens of ``texts`` only, so tuning can leave the other rows intact."""
-        raise NotImplementedError
+        ids = sorted({i for t in texts for i in self.tokenizer(
+            t, add_special_tokens=False)['input_ids']})
+        vocab = self.word_embeddings.num_embeddings
+        row = torch.full((vocab, ), -1, dtype=torch.long)
+        row[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))
+        self.register_buffer('offset_row', row, persistent=False)  # [vocab]
+        dim = self.word_embeddings.embedding_dim
+        self.token_offsets = torch.nn.Parameter(torch.zeros(len(ids), dim))
+
+    def embed_words(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Word embeddings [P, T, D] plus the tuned token offsets if any."""
+        words = self.word_embeddings(input_ids)  # [P, T, D]
+        if self.token_offsets is None:
+            return words
+        row = self.offset_row[input_ids]  # [P, T], -1: token without offset
+        offset = self.token_offsets[row.clamp(min=0)]  # [P, T, D]
+        return words + torch.where((row >= 0)[..., None], offset.to(words.dtype), 0.0)
 
     def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
         """Tokenise every prompt of ``prompts`` once; the result is passed

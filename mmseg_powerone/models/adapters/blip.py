@@ -49,7 +49,6 @@ class BLIPAdapter(FusionEncoderAdapter):
                 'checkpoint.')
         self.num_heads = text_cfg.num_attention_heads
         self.max_tokens = text_cfg.max_position_embeddings
-        self.vocab_size = text_cfg.vocab_size
         self.patch_size = self.model.config.vision_config.patch_size
         self._init_fusion(prompt_chunk)
 

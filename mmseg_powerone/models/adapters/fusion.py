@@ -50,7 +50,7 @@ class FusionEncoderAdapter(BaseVLMAdapter):
     cross-attention (BLIP: every layer; ALBEF: layers 6-11 of BERT-base).
 
     Subclasses build the model, set ``tokenizer``, ``prompt_chunk``,
-    ``num_heads``, ``patch_size``, ``max_tokens`` and ``vocab_size``, call
+    ``num_heads``, ``patch_size`` and ``max_tokens``, call
     :meth:`_init_fusion`, and provide ``text_layers`` (each with
     ``attention(hidden, attention_mask=additive)[0]``,
     ``feed_forward_chunk`` and, on fusion layers, ``crossattention`` with
@@ -73,7 +73,6 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         self.num_layers = len(self.cross_layer_ids)
         cross = self.text_layers[self.cross_layer_ids[0]].crossattention.self
         self.head_dim = cross.query.out_features // self.num_heads
-        self.token_offsets = None  # see add_token_offsets
 
     @property
     def text_layers(self) -> torch.nn.ModuleList:
@@ -84,24 +83,19 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         raise NotImplementedError
 
     @property
+    def word_embeddings(self) -> torch.nn.Embedding:
+        return self.text_embeddings.word_embeddings
+
+    @property
     def itm_head(self) -> torch.nn.Linear:
         raise NotImplementedError
 
     # ----------------------------------------------------------- tuning
-    def add_token_offsets(self, texts: Sequence[str]) -> None:
-        ids = sorted({i for t in texts for i in self.tokenizer(
-            t, add_special_tokens=False)['input_ids']})
-        row = torch.full((self.vocab_size, ), -1, dtype=torch.long)
-        row[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))
-        self.register_buffer('offset_row', row, persistent=False)  # [vocab]
-        dim = self.text_embeddings.word_embeddings.weight.shape[1]
-        self.token_offsets = torch.nn.Parameter(torch.zeros(len(ids), dim))
-
     def tunable_parameters(self, layers: Sequence[int],
                            embeddings: str = 'all') -> Dict[str, torch.nn.Parameter]:
         names = {id(p): n for n, p in self.named_parameters()}
         if embeddings == 'all':
-            params = [self.text_embeddings.word_embeddings.weight]
+            params = [self.word_embeddings.weight]
         elif embeddings == 'class_tokens':
             if self.token_offsets is None:
                 raise RuntimeError("embeddings='class_tokens' needs "
@@ -117,14 +111,9 @@ class FusionEncoderAdapter(BaseVLMAdapter):
 
     def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Text embeddings [P, T, D], with the tuned token offsets if any."""
-        emb = self.text_embeddings
         if self.token_offsets is None:
-            return emb(input_ids=input_ids)
-        words = emb.word_embeddings(input_ids)  # [P, T, D]
-        row = self.offset_row[input_ids]  # [P, T], -1: token without offset
-        offset = self.token_offsets[row.clamp(min=0)]  # [P, T, D]
-        words = words + torch.where((row >= 0)[..., None], offset, 0.0)
-        return emb(inputs_embeds=words)
+            return self.text_embeddings(input_ids=input_ids)
+        return self.text_embeddings(inputs_embeds=self.embed_words(input_ids))
 
     # ----------------------------------------------------------- prompts
     def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
