@@ -11,11 +11,13 @@ compat.apply()
 from .class_names import PromptSet, build_prompts, read_class_file  # noqa: E402
 from .datasets import OneShotDataset, SyntheticShapesDataset  # noqa: E402
 from .engine import InfoScoreHook, TrainableParamsOptimWrapperConstructor  # noqa: E402
-from .models import ALBEFAdapter, BLIPAdapter, VLMAttentionSegmentor  # noqa: E402
+from .models import (ALBEFAdapter, BLIPAdapter, LLaVAAdapter,  # noqa: E402
+                     VLMAttentionSegmentor)
 
 __version__ = '0.1.0'
 
-__all__ = ['ALBEFAdapter', 'BLIPAdapter', 'VLMAttentionSegmentor', 'SyntheticShapesDataset',
+__all__ = ['ALBEFAdapter', 'BLIPAdapter', 'LLaVAAdapter',
+           'VLMAttentionSegmentor', 'SyntheticShapesDataset',
            'OneShotDataset', 'InfoScoreHook',
            'TrainableParamsOptimWrapperConstructor',
            'PromptSet',

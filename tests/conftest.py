@@ -23,6 +23,38 @@ def tiny_blip_dir(tmp_path_factory):
     return save_random_blip(str(out), seed=0, words=WORDS)
 
 
+@pytest.fixture(scope='session')
+def tiny_albef_dir(tmp_path_factory):
+    """A tiny random ALBEF checkpoint (official layout) + BERT tokenizer."""
+    from mmseg_powerone.tiny_albef import save_random_albef
+    return save_random_albef(str(tmp_path_factory.mktemp('tiny_albef')),
+                             seed=0, words=WORDS)
+
+
+@pytest.fixture(scope='session')
+def tiny_llava_dir(tmp_path_factory):
+    """A tiny random LLaVA in llava-hf layout."""
+    from mmseg_powerone.tiny_llava import save_random_llava
+    return save_random_llava(str(tmp_path_factory.mktemp('tiny_llava')),
+                             seed=0, words=WORDS)
+
+
+@pytest.fixture(params=['BLIPAdapter', 'ALBEFAdapter', 'LLaVAAdapter'])
+def vlm_case(request):
+    """(vlm config, segmentor kwargs) of each adapter on its tiny model:
+    the generic adapter suite runs once per entry."""
+    kind = request.param
+    if kind == 'BLIPAdapter':
+        return dict(type=kind, pretrained=request.getfixturevalue(
+            'tiny_blip_dir')), {}
+    if kind == 'ALBEFAdapter':
+        d = request.getfixturevalue('tiny_albef_dir')
+        return dict(type=kind, checkpoint=os.path.join(d, 'albef.pth'),
+                    tokenizer=d, vision_heads=4, text_heads=4), {}
+    return dict(type=kind, pretrained=request.getfixturevalue(
+        'tiny_llava_dir')), dict(prompt_templates=['{}'])
+
+
 @pytest.fixture
 def build_segmentor(tiny_blip_dir):
     from mmengine.registry import init_default_scope

@@ -1,5 +1,6 @@
-from .adapters import ALBEFAdapter, BaseVLMAdapter, BLIPAdapter
+from .adapters import (ALBEFAdapter, BaseVLMAdapter, BLIPAdapter,
+                       LLaVAAdapter)
 from .crf import ConvCRF
 from .segmentor import VLMAttentionSegmentor
 
-__all__ = ['ALBEFAdapter', 'BaseVLMAdapter', 'BLIPAdapter', 'ConvCRF', 'VLMAttentionSegmentor']
+__all__ = ['ALBEFAdapter', 'BaseVLMAdapter', 'BLIPAdapter', 'LLaVAAdapter', 'ConvCRF', 'VLMAttentionSegmentor']

@@ -87,23 +87,26 @@ def reduce_attention(scores: torch.Tensor, token_mask: torch.Tensor,
 
 
 def gradcam_attention(probs: torch.Tensor, grads: torch.Tensor,
-                      name_mask: torch.Tensor, head=None) -> torch.Tensor:
+                      name_mask: torch.Tensor, head=None,
+                      drop_first: bool = True) -> torch.Tensor:
     """"gradcam" mode (PnP-OVSS): post-softmax attention times its positive
     gradient of the ITM match logit, averaged over heads (or one ``head``),
-    averaged over the class-name token rows, image [CLS] column dropped.
+    averaged over the class-name token rows, image [CLS] column dropped
+    (``drop_first``).
 
     Args:
         probs: post-softmax text-to-image attention, [P, H, T, N].
         grads: d(ITM match logit) / d(probs), [P, H, T, N].
         name_mask: [P, T], 1 on the tokens of the class name.
     Returns:
-        [P, N - 1], non-negative
+        [P, N - 1] (``drop_first``) or [P, N], non-negative
     """
     cam = probs * grads.clamp(min=0)  # [P, H, T, N]
     cam = cam.mean(dim=1) if head is None else cam[:, head]  # [P, T, N]
     rows = name_mask.to(cam.dtype)
     rows = rows / rows.sum(dim=1, keepdim=True).clamp(min=1)  # [P, T]
-    return (cam * rows[:, :, None]).sum(dim=1)[:, 1:]
+    cam = (cam * rows[:, :, None]).sum(dim=1)  # [P, N]
+    return cam[:, 1:] if drop_first else cam
 
 
 ITM_REDUCE_MODES = ('max', 'first')
