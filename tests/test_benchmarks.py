@@ -405,3 +405,29 @@ def test_reproduce_script_names_missing_data(tmp_path):
     assert proc.returncode == 2
     assert 'VOCdevkit/VOC2012 not found' in proc.stderr
     assert not os.path.exists(tmp_path / 'w')
+
+
+@pytest.mark.parametrize('config', ['powerone_albef_zeroshot_voc21.py',
+                                    'powerone_llava-1.5-7b_zeroshot_voc21.py'])
+def test_albef_and_llava_configs_run_end_to_end(config, fake_data, tmp_path,
+                                                tiny_albef_dir, tiny_llava_dir):
+    """The other VLMs' VOC configs as shipped, with the tiny models of the
+    same formats swapped in: InfoScore picks layers, then mIoU."""
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(os.path.join(CONFIGS, config))
+    if cfg.model.vlm.type == 'ALBEFAdapter':
+        cfg.model.vlm.update(checkpoint=os.path.join(tiny_albef_dir, 'albef.pth'),
+                             tokenizer=tiny_albef_dir, vision_heads=4,
+                             text_heads=4)
+    else:
+        assert cfg.test_dataloader.dataset.pipeline[1].scale == (336, 336)
+        cfg.model.vlm.pretrained = tiny_llava_dir
+    cfg.work_dir = str(tmp_path)
+    cfg.test_dataloader.num_workers = 0
+    cfg.test_dataloader.persistent_workers = False
+    cfg.test_dataloader.dataset.data_root = fake_data['voc21']
+    cfg.experiment_name = config
+    metrics = Runner.from_cfg(cfg).test()
+    assert 0 <= metrics['mIoU'] <= 100
+    ranking = json.load(open(os.path.join(tmp_path, 'infoscore.json')))
+    assert len(ranking['selected']) == 2
