@@ -157,10 +157,11 @@ def tiny_args(tmp_path, **kw):
     return pretrain_vlm.parse_args(args)
 
 
-def test_short_pretraining_lowers_the_loss(tmp_path):
+@pytest.mark.parametrize('arch', ['blip', 'albef'])
+def test_short_pretraining_lowers_the_loss(tmp_path, arch):
     import pretrain_vlm as pv
     torch.manual_seed(0)
-    args = tiny_args(tmp_path, lr=2e-3)
+    args = tiny_args(tmp_path, lr=2e-3, arch=arch, **{'fusion-layer': 1})
     tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
     model = pv.build_model(tok, args)
     batch = [render(0, 'pretrain', i) for i in range(8)]
@@ -188,18 +189,29 @@ def test_short_pretraining_lowers_the_loss(tmp_path):
     assert loss_now() < 0.97 * before
 
 
-def test_pretraining_script_writes_a_checkpoint_blip_adapter_loads(tmp_path):
+@pytest.mark.parametrize('arch', ['blip', 'albef'])
+def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch):
     import pretrain_vlm as pv
-    from mmseg_powerone.models import BLIPAdapter
-    report = pv.main(['--out', str(tmp_path / 'vlm'), '--steps', '3',
-                      '--bow-steps', '2', '--batch', '4', '--pool', '16',
-                      '--heldout', '10', '--width', '32', '--vision-layers',
-                      '1', '--text-layers', '2', '--threads', '1'])
+    from mmseg_powerone.models import ALBEFAdapter, BLIPAdapter
+    report = pv.main(['--arch', arch, '--out', str(tmp_path / 'vlm'),
+                      '--steps', '3', '--bow-steps', '2', '--batch', '4',
+                      '--pool', '16', '--heldout', '10', '--width', '32',
+                      '--vision-layers', '1', '--text-layers', '3',
+                      '--fusion-layer', '1', '--threads', '1'])
     out = tmp_path / 'vlm'
-    assert {'config.json', 'model.safetensors', 'tokenizer.json',
-            'pretrain_report.json'} <= set(os.listdir(out))
+    weights = {'blip': 'model.safetensors', 'albef': 'albef.pth'}[arch]
+    assert {weights, 'tokenizer.json', 'pretrain_report.json',
+            'README.md'} <= set(os.listdir(out))
+    assert report['arch'] == arch
     assert 0 <= report['presence_auroc']['max']['mean'] <= 1
-    adapter = BLIPAdapter(pretrained=str(out))
-    assert adapter.num_layers == 2 and adapter.patch_size == 8
+    if arch == 'blip':
+        adapter = BLIPAdapter(pretrained=str(out))
+        assert adapter.num_layers == 3
+    else:
+        adapter = ALBEFAdapter(checkpoint=str(out / 'albef.pth'),
+                               tokenizer=str(out), vision_heads=4,
+                               text_heads=4)
+        assert adapter.num_layers == 2 and adapter.load_report['ignored'] == []
+    assert adapter.patch_size == 8
     # no temporary folder is left beside the output
     assert sorted(os.listdir(tmp_path)) == ['vlm']

@@ -1,7 +1,9 @@
-"""Pretrain the embedded tiny BLIP on synthetic image-caption pairs.
+"""Pretrain the embedded tiny BLIP (or ALBEF) on synthetic image-caption pairs.
 
 The model is the real BLIP ITM architecture (Hugging Face
-``BlipForImageTextRetrieval``) at a tiny size. It learns from captions only
+``BlipForImageTextRetrieval``) or, with ``--arch albef``, ALBEF's (this
+package's ``ALBEFModel``, saved as an official-layout ``albef.pth``) at a
+tiny size. It learns from captions only
 (never a mask): image-text contrastive (ITC) and image-text matching (ITM)
 with hard negatives, i.e. captions with one word swapped and captions of
 other images mined from the contrastive scores. Before maps are judged, it
@@ -9,6 +11,8 @@ reports per-class presence AUROC of the ITM score of "Image of {name}." on
 held-out images.
 
     python tools/pretrain_vlm.py --out checkpoints/blip-tiny-shapes --seed 0
+    python tools/pretrain_vlm.py --arch albef --text-layers 6 \
+        --fusion-layer 2 --out checkpoints/albef-tiny-shapes --seed 0
 """
 import argparse
 import json
@@ -42,6 +46,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', required=True, help='output directory (Hugging '
                    'Face layout: weights + tokenizer)')
+    p.add_argument('--arch', choices=sorted(ARCHES), default='blip')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--steps', type=int, default=1300)
     p.add_argument('--batch', type=int, default=32)
@@ -65,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument('--width', type=int, default=128)
     p.add_argument('--vision-layers', type=int, default=4)
     p.add_argument('--text-layers', type=int, default=4)
+    p.add_argument('--fusion-layer', type=int, default=2,
+                   help='ALBEF: first text layer with cross-attention')
     p.add_argument('--patch', type=int, default=8)
     p.add_argument('--log-every', type=int, default=100)
     p.add_argument('--overwrite', action='store_true')
@@ -146,17 +153,102 @@ def word_swap_negative(caption, scene, rng):
 
 
 # ---------------------------------------------------------------- model
+class BlipArch:
+    """The tiny BLIP: Hugging Face BlipForImageTextRetrieval."""
+    name = 'BLIP'
+
+    @staticmethod
+    def build(tok, args):
+        from transformers import BlipForImageTextRetrieval
+        cfg = tiny_blip_config(
+            vocab_size=len(tok), image_size=64, patch_size=args.patch,
+            text_layers=args.text_layers, text_dim=args.width, text_heads=4,
+            vision_layers=args.vision_layers, vision_dim=args.width,
+            vision_heads=4, max_tokens=40, embed_dim=64)
+        model = BlipForImageTextRetrieval(cfg)
+        model.config._attn_implementation = 'eager'
+        return model
+
+    @staticmethod
+    def vision(model):
+        return model.vision_model
+
+    @staticmethod
+    def image_tokens(model, pixels):  # [B, 1 + N, D]
+        return model.vision_model(pixel_values=pixels).last_hidden_state
+
+    @staticmethod
+    def text_cls(model, ids, mask):  # unimodal text [CLS], [B, D]
+        return model.text_encoder(input_ids=ids,
+                                  attention_mask=mask).last_hidden_state[:, 0]
+
+    @staticmethod
+    def itm_logits(model, image_embeds, ids, mask):  # [N, T, 2]
+        out = model.text_encoder(input_ids=ids, attention_mask=mask,
+                                 encoder_hidden_states=image_embeds,
+                                 encoder_attention_mask=torch.ones(
+                                     image_embeds.shape[:2], dtype=torch.long))
+        return model.itm_head(out.last_hidden_state)
+
+    @staticmethod
+    def save(model, out_dir):
+        model.save_pretrained(out_dir)
+
+    @staticmethod
+    def adapter(out_dir):
+        from mmseg_powerone.models import BLIPAdapter
+        return BLIPAdapter(pretrained=out_dir)
+
+
+class AlbefArch:
+    """The tiny ALBEF: ALBEFModel, saved in the official checkpoint layout."""
+    name = 'ALBEF'
+
+    @staticmethod
+    def build(tok, args):
+        from mmseg_powerone.tiny_albef import tiny_albef_model
+        return tiny_albef_model(
+            vocab_size=len(tok), image_size=64, patch_size=args.patch,
+            text_layers=args.text_layers, fusion_layer=args.fusion_layer,
+            text_dim=args.width, text_heads=4, vision_layers=args.vision_layers,
+            vision_dim=args.width, vision_heads=4, max_tokens=40, embed_dim=64)
+
+    @staticmethod
+    def vision(model):
+        return model.visual_encoder
+
+    @staticmethod
+    def image_tokens(model, pixels):
+        return model.visual_encoder(pixels)
+
+    @staticmethod
+    def text_cls(model, ids, mask):
+        return model.encode_text(ids, mask)[:, 0]
+
+    @staticmethod
+    def itm_logits(model, image_embeds, ids, mask):
+        fused = model.fuse(model.encode_text(ids, mask), mask, image_embeds)
+        return model.itm_head(fused)
+
+    @staticmethod
+    def save(model, out_dir):
+        from mmseg_powerone.models.adapters.albef import save_albef
+        save_albef(model, os.path.join(out_dir, 'albef.pth'))
+
+    @staticmethod
+    def adapter(out_dir):
+        from mmseg_powerone.models import ALBEFAdapter
+        return ALBEFAdapter(checkpoint=os.path.join(out_dir, 'albef.pth'),
+                            tokenizer=out_dir, vision_heads=4, text_heads=4)
+
+
+ARCHES = {'blip': BlipArch, 'albef': AlbefArch}
+
+
 def build_model(tok, args):
-    from transformers import BlipForImageTextRetrieval
-    cfg = tiny_blip_config(
-        vocab_size=len(tok), image_size=64, patch_size=args.patch,
-        text_layers=args.text_layers, text_dim=args.width, text_heads=4,
-        vision_layers=args.vision_layers, vision_dim=args.width,
-        vision_heads=4, max_tokens=40, embed_dim=64)
     torch.manual_seed(args.seed)
-    model = BlipForImageTextRetrieval(cfg)
-    model.config._attn_implementation = 'eager'
-    # ITC temperature, learnable as in BLIP (log scale).
+    model = ARCHES[args.arch].build(tok, args)
+    # ITC temperature, learnable as in BLIP (log scale); dropped on saving.
     model.register_parameter('itc_logit_scale',
                              torch.nn.Parameter(torch.tensor(math.log(1 / 0.07))))
     return model
@@ -172,14 +264,10 @@ def tokenize(tok, texts):
     return enc['input_ids'], enc['attention_mask']
 
 
-def itm_loss(model, image_embeds, ids, mask, labels):
+def itm_loss(arch, model, image_embeds, ids, mask, labels):
     """ITM cross-entropy at every non-padding token (so that both 'first'
     and 'max' token reductions are trained), and accuracy at the first."""
-    out = model.text_encoder(input_ids=ids, attention_mask=mask,
-                             encoder_hidden_states=image_embeds,
-                             encoder_attention_mask=torch.ones(
-                                 image_embeds.shape[:2], dtype=torch.long))
-    logits = model.itm_head(out.last_hidden_state)  # [N, T, 2]
+    logits = arch.itm_logits(model, image_embeds, ids, mask)  # [N, T, 2]
     tgt = labels[:, None].expand(-1, logits.shape[1])
     ce = F.cross_entropy(logits.reshape(-1, 2), tgt.reshape(-1),
                          reduction='none').view(tgt.shape)
@@ -192,16 +280,16 @@ def itm_loss(model, image_embeds, ids, mask, labels):
 def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
     """One ITC + ITM step; a scene is (objects, background kind)."""
     B = len(batch_scenes)
+    arch = ARCHES[args.arch]
     pixels = to_pixels(batch_imgs)
-    image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state
+    image_embeds = arch.image_tokens(model, pixels)
     pos = [positive(s, rng) for s in batch_scenes]
     pos_texts = [caption_text(c) for c in pos]
     ids, mask = tokenize(tok, pos_texts)
 
     # ITC on a unimodal text pass; targets from caption truth, because
     # synthetic captions repeat across images.
-    txt = model.text_encoder(input_ids=ids, attention_mask=mask)
-    t_feat = F.normalize(model.text_proj(txt.last_hidden_state[:, 0]), dim=-1)
+    t_feat = F.normalize(model.text_proj(arch.text_cls(model, ids, mask)), dim=-1)
     i_feat = F.normalize(model.vision_proj(image_embeds[:, 0]), dim=-1)
     truth = torch.tensor([[is_true(pos[i], batch_scenes[j]) for j in range(B)]
                           for i in range(B)], dtype=torch.float32)  # [text, image]
@@ -237,7 +325,7 @@ def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
             img_idx.append(i)
             labels.append(0)
     ids2, mask2 = tokenize(tok, texts)
-    loss_itm, acc = itm_loss(model, image_embeds[img_idx], ids2, mask2,
+    loss_itm, acc = itm_loss(arch, model, image_embeds[img_idx], ids2, mask2,
                              torch.tensor(labels))
     return args.itc_weight * loss_itc + loss_itm, dict(itc=float(loss_itc), itm=float(loss_itm),
                                      itm_acc=float(acc))
@@ -257,16 +345,17 @@ def bow_stage(model, imgs, scenes, rng, args):
     Without it, ITM sits on an attention plateau (cross-attention starts
     uniform and its gradient into the image side is tiny)."""
     vocab = list(SHAPES) + list(COLOURS) + list(SIZES) + list(BACKGROUNDS)
-    head = torch.nn.Linear(model.config.vision_config.hidden_size, len(vocab))
-    params = list(model.vision_model.parameters()) + list(head.parameters())
+    arch = ARCHES[args.arch]
+    head = torch.nn.Linear(args.width, len(vocab))
+    params = list(arch.vision(model).parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05)
     t0 = time.time()
     for step in range(args.bow_steps):
         idx = rng.choice(len(imgs), size=args.batch, replace=False)
         target = torch.tensor([[w in caption_words(scenes[i]) for w in vocab]
                                for i in idx], dtype=torch.float32)
-        feats = model.vision_model(pixel_values=to_pixels(imgs[idx]))
-        logits = head(feats.last_hidden_state[:, 1:].mean(1))
+        feats = arch.image_tokens(model, to_pixels(imgs[idx]))
+        logits = head(feats[:, 1:].mean(1))
         loss = F.binary_cross_entropy_with_logits(logits, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -280,12 +369,11 @@ def bow_stage(model, imgs, scenes, rng, args):
 
 
 # ---------------------------------------------------------------- presence
-def heldout_presence_auroc(model_dir, seed, num_images):
+def heldout_presence_auroc(model_dir, seed, num_images, arch='blip'):
     """Per-class AUROC of ITM('Image of {name}.') for presence, on held-out
-    images, through the same BLIPAdapter the segmentor uses."""
+    images, through the same adapter the segmentor uses."""
     from mmseg_powerone.class_names import build_prompts
-    from mmseg_powerone.models import BLIPAdapter
-    adapter = BLIPAdapter(pretrained=model_dir).eval()
+    adapter = ARCHES[arch].adapter(model_dir).eval()
     tokens = adapter.prompt_batch(build_prompts(list(CLASSES)))
     scores, present = {'first': [], 'max': []}, []
     with torch.no_grad():
@@ -310,10 +398,18 @@ def write_readme(out_dir, report):
     rows = '\n'.join(
         f'| {name} | {auroc["max"][name]:.3f} | {auroc["first"][name]:.3f} |'
         for name in list(SHAPES) + ['mean'])
-    text = f"""# Tiny BLIP for the embedded shapes world
+    layout = ('A `BlipForImageTextRetrieval` ({params} M parameters, Hugging '
+              'Face layout: `config.json`, `model.safetensors`, tokenizer)'
+              if report.get('arch', 'blip') == 'blip' else
+              'An ALBEF model ({params} M parameters; `albef.pth` in the layout '
+              'of the official ALBEF checkpoints, BERT tokenizer; load with '
+              '`ALBEFAdapter(checkpoint=.../albef.pth, tokenizer=..., '
+              'vision_heads=4, text_heads=4)`)').format(
+                  params=f"{report['parameters'] / 1e6:.2f}")
+    name = ARCHES[report.get('arch', 'blip')].name
+    text = f"""# Tiny {name} for the embedded shapes world
 
-A `BlipForImageTextRetrieval` ({report['parameters'] / 1e6:.2f} M parameters,
-Hugging Face layout: `config.json`, `model.safetensors`, tokenizer) trained by
+{layout} trained by
 `tools/pretrain_vlm.py` on synthetic image-caption pairs only (it never sees
 a mask): a bag-of-words captioning warm-up of the vision encoder, then
 image-text contrastive + image-text matching with hard negatives (one word
@@ -357,7 +453,7 @@ def main(argv=None):
     tok = save_tokenizer(tmp, WORDS)
     model = build_model(tok, args)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f'tiny BLIP: {n_params / 1e6:.2f} M parameters; rendering '
+    print(f'tiny {ARCHES[args.arch].name}: {n_params / 1e6:.2f} M parameters; rendering '
           f'{args.pool} pretraining images...', flush=True)
     imgs, scenes = [], []
     for i in range(args.pool):
@@ -396,15 +492,15 @@ def main(argv=None):
                   f'{el / 60:.1f} min (eta {el / (step + 1) * (args.steps - step - 1) / 60:.1f} min)',
                   flush=True)
     model.eval()
-    del model.itc_logit_scale  # not part of the HF architecture
-    model.save_pretrained(tmp)
-    auroc = heldout_presence_auroc(tmp, args.seed, args.heldout)
+    del model.itc_logit_scale  # not part of the architecture
+    ARCHES[args.arch].save(model, tmp)
+    auroc = heldout_presence_auroc(tmp, args.seed, args.heldout, args.arch)
     wall = time.time() - t0  # everything, the AUROC evaluation included
     final = {k: float(np.mean([h[k] for h in hist[-200:]])) for k in hist[0]}
     report = dict(
         command='python tools/pretrain_vlm.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
-        seed=args.seed, steps=args.steps, batch=args.batch,
+        arch=args.arch, seed=args.seed, steps=args.steps, batch=args.batch,
         wall_time_min=round(wall / 60, 2), threads=args.threads,
         machine=platform.processor() or platform.machine(),
         parameters=n_params, heldout=args.heldout, final_train=final,
