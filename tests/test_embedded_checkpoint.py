@@ -1,4 +1,5 @@
-"""The committed tiny BLIP: loads through BLIPAdapter, meets its gate."""
+"""The committed tiny BLIP and ALBEF: load through their adapters, meet
+their gates, build from their configs."""
 import json
 import os
 
@@ -8,6 +9,7 @@ import torch
 from helpers import REPO
 
 CKPT = os.path.join(REPO, 'checkpoints', 'blip-tiny-shapes')
+ALBEF_CKPT = os.path.join(REPO, 'checkpoints', 'albef-tiny-shapes')
 
 
 def test_shipped_checkpoint_loads_through_blip_adapter():
@@ -18,19 +20,46 @@ def test_shipped_checkpoint_loads_through_blip_adapter():
     assert size < 20 * 2**20
 
 
-def test_shipped_checkpoint_meets_its_presence_gate():
-    with open(os.path.join(CKPT, 'pretrain_report.json')) as f:
+def test_shipped_albef_checkpoint_loads_strictly_through_albef_adapter():
+    from mmseg_powerone.models import ALBEFAdapter
+    adapter = ALBEFAdapter(checkpoint=os.path.join(ALBEF_CKPT, 'albef.pth'),
+                           tokenizer=ALBEF_CKPT, vision_heads=4, text_heads=4)
+    assert adapter.patch_size == 8 and adapter.num_layers == 4
+    assert adapter.cross_layer_ids == [2, 3, 4, 5]
+    assert adapter.load_report == dict(missing=[], unexpected=[], ignored=[])
+    size = sum(os.path.getsize(os.path.join(ALBEF_CKPT, f))
+               for f in os.listdir(ALBEF_CKPT))
+    assert size < 20 * 2**20
+
+
+@pytest.mark.parametrize('ckpt', [CKPT, ALBEF_CKPT], ids=['blip', 'albef'])
+def test_shipped_checkpoint_meets_its_presence_gate(ckpt):
+    with open(os.path.join(ckpt, 'pretrain_report.json')) as f:
         report = json.load(f)
     assert report['presence_auroc']['max']['mean'] >= 0.95
     assert report['wall_time_min'] <= 30
 
 
-def test_zeroshot_config_builds_with_the_shipped_checkpoint():
+@pytest.mark.parametrize('vlm', ['blip', 'albef'])
+def test_zeroshot_config_builds_with_the_shipped_checkpoint(vlm):
     model = _build(os.path.join(REPO, 'configs', 'powerone',
-                                'powerone_blip-tiny_zeroshot_shapes.py'))
+                                f'powerone_{vlm}-tiny_zeroshot_shapes.py'))
+    assert type(model.adapter).__name__ == f'{vlm.upper()}Adapter'
     assert model.layer_selection == 'infoscore' and model.num_classes == 7
     with pytest.raises(RuntimeError, match='InfoScoreHook'):
         model.predict(torch.zeros(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize('vlm', ['blip', 'albef'])
+def test_oneshot_config_builds_with_the_shipped_checkpoint(vlm):
+    from mmengine.config import Config
+    path = os.path.join(REPO, 'configs', 'powerone',
+                        f'powerone_{vlm}-tiny_oneshot_shapes.py')
+    cfg = Config.fromfile(path)
+    assert cfg.train_dataloader.dataset.type == 'OneShotDataset'
+    model = _build(path)
+    assert type(model.adapter).__name__ == f'{vlm.upper()}Adapter'
+    assert model.train_cfg.tune_embeddings == 'all'
 
 
 def _build(cfg_path):

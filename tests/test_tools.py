@@ -109,3 +109,31 @@ def test_voc21_oneshot_config_has_the_reference_schedule():
     assert cfg.model.layers == 'infoscore'
     assert dict(type='InfoScoreHook', num_images=100,
                 dataloader='test') in cfg.custom_hooks
+
+
+def test_quickstart_table_has_a_column_per_vlm_and_seed():
+    import sys
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import quickstart
+
+    def result(vlm, seed, layers, miou):
+        return dict(vlm=vlm, seed=seed, presence_auroc={'mean': 0.9},
+                    infoscore=dict(layers=layers, selected=layers[:2],
+                                   per_layer_miou=[miou] * len(layers),
+                                   spearman=0.5),
+                    zeroshot_miou=miou, zeroshot_no_itm_miou=miou - 1,
+                    background_miou=12.6,
+                    oneshot=dict(draws=[dict(train_seconds=20.0)] * 2,
+                                 summary={'mIoU': {'mean': miou + 10,
+                                                   'std': 1.0}}))
+
+    md = quickstart.table([result('BLIP', 0, [0, 1, 2], 30.0),
+                           result('BLIP', 1, [0, 1, 2], 31.0),
+                           result('ALBEF', 0, [0, 1], 25.0)])
+    lines = md.splitlines()
+    assert lines[0] == '| | BLIP seed 0 | BLIP seed 1 | ALBEF seed 0 |'
+    assert all(line.count('|') == 5 for line in lines)
+    assert '| mIoU, attention layer 2 alone | 30.0 | 31.0 | — |' in lines
+    assert any(l.startswith('| **one-shot top-2 mIoU**') and
+               l.endswith('| **40.0 ± 1.0** | **41.0 ± 1.0** | **35.0 ± 1.0** |')
+               for l in lines)

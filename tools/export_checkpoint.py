@@ -37,8 +37,9 @@ def main(argv=None):
         layers=model.layers)
     with atomic_write(args.out) as f:
         torch.save(dict(meta=meta, state_dict=model.state_dict()), f)
+    source = cfg.model.vlm.get('pretrained', cfg.model.vlm.get('checkpoint'))
     print(f'Wrote {args.out} ({len(model.state_dict())} tensors; VLM weights '
-          f'load from {cfg.model.vlm.get("pretrained")!r}).')
+          f'load from {source!r}).')
 
 
 if __name__ == '__main__':

@@ -5,11 +5,14 @@ BLIP's attention layers by InfoScore (no labels) and, for the table, measure
 each layer alone; run the training-free top-2 model through tools/test.py
 with and without ITM re-weighting; measure presence AUROC of the ITM score.
 On each seed, one-shot fine-tuning over several support draws
-(tools/oneshot_eval.py: tools/train.py then tools/test.py per draw).
-Prints one table and writes it to WORK_DIR/results.{json,md}.
+(tools/oneshot_eval.py: tools/train.py then tools/test.py per draw). The
+same steps run with the tiny ALBEF on ``--albef-seeds`` (the same world,
+another VLM behind the same adapter interface; none by default, to keep the
+default run within about 5 minutes). Prints one table (a column
+per VLM and seed) and writes it to WORK_DIR/results.{json,md}.
 
-    python tools/quickstart.py [--seeds 0 1] [--oneshot-draws 5]
-        [--work-dir work_dirs/quickstart]
+    python tools/quickstart.py [--seeds 0 1] [--albef-seeds 0]
+        [--oneshot-draws 5] [--work-dir work_dirs/quickstart]
 """
 import argparse
 import glob
@@ -21,17 +24,27 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZEROSHOT = os.path.join(REPO, 'configs', 'powerone',
-                        'powerone_blip-tiny_zeroshot_shapes.py')
-ONESHOT = os.path.join(REPO, 'configs', 'powerone',
-                       'powerone_blip-tiny_oneshot_shapes.py')
+
+def _configs(vlm):
+    """(training-free, one-shot) shapes configs of a tiny VLM."""
+    return tuple(os.path.join(REPO, 'configs', 'powerone',
+                              f'powerone_{vlm}-tiny_{setting}_shapes.py')
+                 for setting in ('zeroshot', 'oneshot'))
+
+
+VLMS = {'BLIP': _configs('blip'), 'ALBEF': _configs('albef')}
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1],
-                   help='generator seeds; the first is the headline')
+    p.add_argument('--seeds', type=int, nargs='*', default=[0, 1],
+                   help='generator seeds for the tiny BLIP; the first is the '
+                   'headline')
+    p.add_argument('--albef-seeds', type=int, nargs='*', default=[],
+                   help='generator seeds for the tiny ALBEF (default none: '
+                   'the README\'s ALBEF table comes from --seeds '
+                   '--albef-seeds 0, about 4 more minutes)')
     p.add_argument('--num-train', type=int, default=500)
     p.add_argument('--num-val', type=int, default=200)
     p.add_argument('--data-root', default='data',
@@ -91,7 +104,7 @@ def background_baseline(root):
     return 100 * bg / len(CLASSES)
 
 
-def run_seed(seed, args):
+def run_seed(seed, args, vlm='BLIP'):
     from rank_layers import analyse
 
     from mmseg_powerone.engine.analysis import presence_scores
@@ -100,16 +113,18 @@ def run_seed(seed, args):
     root = os.path.join(args.data_root, 'shapes' if seed == 0
                         else f'shapes_seed{seed}')
     ensure_data(root, seed, args.num_train, args.num_val)
+    zeroshot, oneshot_config = VLMS[vlm]
     data_opt = {'test_dataloader.dataset.data_root': root,
                 **as_dict(args.cfg_options)}
-    work = os.path.join(args.work_dir, f'seed{seed}')
-    print(f'[quickstart] seed {seed}: InfoScore ranking and per-layer mIoU',
-          flush=True)
-    r = analyse(ZEROSHOT, args.num_images, None, True, data_opt)
+    work = os.path.join(args.work_dir, f'seed{seed}' if vlm == 'BLIP'
+                        else f'{vlm.lower()}_seed{seed}')
+    print(f'[quickstart] {vlm} seed {seed}: InfoScore ranking and per-layer '
+          'mIoU', flush=True)
+    r = analyse(zeroshot, args.num_images, None, True, data_opt)
     opts = [f'test_dataloader.dataset.data_root={root}'] + args.cfg_options
-    print(f'[quickstart] seed {seed}: tools/test.py, training-free top-2',
+    print(f'[quickstart] {vlm} seed {seed}: tools/test.py, training-free top-2',
           flush=True)
-    on = test_tool(ZEROSHOT, os.path.join(work, 'zeroshot'), opts)
+    on = test_tool(zeroshot, os.path.join(work, 'zeroshot'), opts)
     with open(os.path.join(work, 'zeroshot', 'infoscore.json')) as f:
         chosen = json.load(f)['selected']
     if chosen != r['selected']:
@@ -117,28 +132,29 @@ def run_seed(seed, args):
                  f'ranking chose {r["selected"]}: they must agree.')
     # the ablation keeps the same layers
     layers = '[' + ','.join(map(str, chosen)) + ']'
-    off = test_tool(ZEROSHOT, os.path.join(work, 'zeroshot_no_itm'),
+    off = test_tool(zeroshot, os.path.join(work, 'zeroshot_no_itm'),
                     opts + ['model.itm_reweight=False', f'model.layers={layers}'])
     oneshot = None
     if args.oneshot_draws > 0:
-        oneshot = run_oneshot(root, os.path.join(work, 'oneshot'), args)
-    _, model, loader = build_model_and_loader(ZEROSHOT, data_opt)
+        oneshot = run_oneshot(oneshot_config, root,
+                              os.path.join(work, 'oneshot'), args)
+    _, model, loader = build_model_and_loader(zeroshot, data_opt)
     model.set_layers(r['selected'])
     scores, present = presence_scores(model, loader)
     names = model.class_names[1:]
     auroc = presence_auroc(scores[:, 1:], present[:, 1:], names)
-    return dict(seed=seed, data_root=root, infoscore=r,
+    return dict(vlm=vlm, seed=seed, data_root=root, infoscore=r,
                 zeroshot_miou=on['mIoU'], zeroshot_no_itm_miou=off['mIoU'],
                 presence_auroc=auroc, background_miou=background_baseline(root),
                 oneshot=oneshot)
 
 
-def run_oneshot(root, work, args):
+def run_oneshot(config, root, work, args):
     """tools/oneshot_eval.py on this world; its JSON result."""
     print(f'[quickstart] one-shot fine-tuning, {args.oneshot_draws} support '
           'draws (tools/oneshot_eval.py)', flush=True)
     from oneshot_eval import run_tool
-    run_tool(['oneshot_eval.py', ONESHOT, '--draws', str(args.oneshot_draws),
+    run_tool(['oneshot_eval.py', config, '--draws', str(args.oneshot_draws),
               '--work-dir', work, '--cfg-options',
               f'train_dataloader.dataset.dataset.data_root={root}',
               f'test_dataloader.dataset.data_root={root}'] + args.cfg_options,
@@ -148,18 +164,21 @@ def run_oneshot(root, work, args):
 
 
 def table(results):
-    seeds = [r['seed'] for r in results]
-    head = '| | ' + ' | '.join(f'seed {s}' for s in seeds) + ' |'
-    rows = [head, '|---|' + '---|' * len(seeds)]
+    """Markdown: a row per quantity, a column per (VLM, seed) run."""
+    head = '| | ' + ' | '.join(f'{r.get("vlm", "BLIP")} seed {r["seed"]}'
+                               for r in results) + ' |'
+    rows = [head, '|---|' + '---|' * len(results)]
 
     def row(name, values):
         rows.append(f'| {name} | ' + ' | '.join(values) + ' |')
 
     row('presence AUROC of ITM("Image of {name}."), mean over classes',
         [f'{r["presence_auroc"]["mean"]:.3f}' for r in results])
-    for l in results[0]['infoscore']['layers']:
-        row(f'mIoU, layer {l} alone',
-            [f'{r["infoscore"]["per_layer_miou"][l]:.1f}' for r in results])
+    layers = sorted({l for r in results for l in r['infoscore']['layers']})
+    for l in layers:
+        row(f'mIoU, attention layer {l} alone',
+            [f'{r["infoscore"]["per_layer_miou"][l]:.1f}'
+             if l in r['infoscore']['layers'] else '—' for r in results])
     row('InfoScore top-2 layers (no labels)',
         [str(r['infoscore']['selected']) for r in results])
     row('Spearman(InfoScore, per-layer mIoU)',
@@ -188,9 +207,13 @@ def table(results):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not args.seeds and not args.albef_seeds:
+        sys.exit('[quickstart] nothing to run: give --seeds and/or '
+                 '--albef-seeds.')
     os.chdir(REPO)
     t0 = time.time()
     results = [run_seed(s, args) for s in args.seeds]
+    results += [run_seed(s, args, 'ALBEF') for s in args.albef_seeds]
     md = table(results)
     print('\n' + md)
     print(f'\n[quickstart] {time.time() - t0:.0f} s; results in '
