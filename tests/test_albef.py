@@ -90,8 +90,9 @@ def test_loading_refuses_missing_unknown_and_unsafe_content(tmp_path, tokenizer_
 def _direct_itm_and_scores(state, ids, mask, pixels, layer):
     """ALBEF's forward written out from the checkpoint tensors: ViT, BERT
     text layers, fusion layers with cross-attention, ITM at [CLS]. Returns
-    the match probability [P] and the pre-softmax cross-attention scores
-    [P, H, T, N] of text layer ``layer``."""
+    the match probability [P], the pre-softmax cross-attention scores and
+    the post-softmax attention (in the autograd graph) [P, H, T, N] of text
+    layer ``layer``, and the ITM match logits [P]."""
     v, t = ALBEF_VISION, ALBEF_TEXT
     W = {k.replace('text_encoder.bert.', 'T.').replace('visual_encoder.', 'V.'): x
          for k, x in state.items()}
@@ -109,7 +110,8 @@ def _direct_itm_and_scores(state, ids, mask, pixels, layer):
         s = sp(q) @ sp(k).transpose(-1, -2) / math.sqrt(d)
         if add_mask is not None:
             s = s + add_mask
-        return (s.softmax(-1) @ sp(v_)).transpose(1, 2).reshape(P, T_, D), s
+        a = s.softmax(-1)
+        return (a @ sp(v_)).transpose(1, 2).reshape(P, T_, D), (s, a)
 
     # vision
     p = v['patch']
@@ -131,9 +133,9 @@ def _direct_itm_and_scores(state, ids, mask, pixels, layer):
     h = (W['T.embeddings.word_embeddings.weight'][ids]
          + W['T.embeddings.position_embeddings.weight'][:T]
          + W['T.embeddings.token_type_embeddings.weight'][0])
-    h = ln(h, 'T.embeddings.LayerNorm', 1e-12)
+    h = ln(h, 'T.embeddings.LayerNorm', 1e-12).requires_grad_(True)
     add = (1 - mask[:, None, None, :].float()) * -1e9
-    scores = None
+    scores = probs = None
     for i in range(t['layers']):
         b = f'T.encoder.layer.{i}.'
         ctx, _ = attend(lin(h, b + 'attention.self.query'), lin(h, b + 'attention.self.key'),
@@ -141,15 +143,15 @@ def _direct_itm_and_scores(state, ids, mask, pixels, layer):
         h = ln(lin(ctx, b + 'attention.output.dense') + h, b + 'attention.output.LayerNorm', 1e-12)
         if i >= t['fusion']:
             c = b + 'crossattention.'
-            ctx, s = attend(lin(h, c + 'self.query'), lin(img, c + 'self.key'),
-                            lin(img, c + 'self.value'), t['heads'])
+            ctx, (s, a) = attend(lin(h, c + 'self.query'), lin(img, c + 'self.key'),
+                                 lin(img, c + 'self.value'), t['heads'])
             if i == layer:
-                scores = s
+                scores, probs = s, a
             h = ln(lin(ctx, c + 'output.dense') + h, c + 'output.LayerNorm', 1e-12)
         y = lin(F.gelu(lin(h, b + 'intermediate.dense')), b + 'output.dense')
         h = ln(y + h, b + 'output.LayerNorm', 1e-12)
     logits = h[:, 0] @ W['itm_head.weight'].T + W['itm_head.bias']
-    return logits.softmax(-1)[:, 1], scores
+    return logits.softmax(-1)[:, 1], scores, probs, logits[:, 1]
 
 
 def test_itm_and_maps_equal_a_direct_computation(tmp_path, tokenizer_dir):
@@ -164,11 +166,22 @@ def test_itm_and_maps_equal_a_direct_computation(tmp_path, tokenizer_dir):
     pixels = torch.randn(1, 3, grid, grid, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = adapter(pixels, tok, [0, 2], itm_reduce='first')
+        cam = adapter(pixels, tok, [0, 2], map_mode='gradcam')
     for j, l in enumerate([0, 2]):
-        itm, scores = _direct_itm_and_scores(
+        itm, scores, probs, logit = _direct_itm_and_scores(
             state, tok['input_ids'], tok['attention_mask'], pixels,
             ALBEF_TEXT['fusion'] + l)
-        assert torch.allclose(out['itm'][0], itm, atol=1e-5)
-        want = reduce_attention(scores, tok['attention_mask'])
+        assert torch.allclose(out['itm'][0], itm.detach(), atol=1e-5)
+        want = reduce_attention(scores.detach(), tok['attention_mask'])
         assert torch.allclose(out['attn'][0, j], want, atol=1e-4, rtol=1e-5)
+        # GradCAM: attention x its positive gradient of the match logit,
+        # heads averaged, class-name rows averaged, [CLS] column dropped
+        grad, = torch.autograd.grad(logit.sum(), probs)
+        g = (probs * grad.clamp(min=0)).mean(1).detach()  # [P, T, N]
+        for p, (text, name) in enumerate(zip(prompts.texts, prompts.names)):
+            ids = tok['input_ids'][p].tolist()
+            name_ids = adapter.tokenizer(name, add_special_tokens=False)['input_ids']
+            at = next(i for i in range(len(ids)) if ids[i:i + len(name_ids)] == name_ids)
+            want = g[p, at:at + len(name_ids), 1:].mean(0)
+            assert torch.allclose(cam['attn'][0, j, p], want, atol=1e-5), text
     assert out['grid'] == (ALBEF_VISION['grid'], ALBEF_VISION['grid'])
