@@ -8,7 +8,7 @@ On each seed, one-shot fine-tuning over several support draws
 (tools/oneshot_eval.py: tools/train.py then tools/test.py per draw). The
 same steps run with the tiny ALBEF on ``--albef-seeds`` (the same world,
 another VLM behind the same adapter interface; none by default, to keep the
-default run within about 5 minutes). Prints one table (a column
+default run short). Prints one table (a column
 per VLM and seed) and writes it to WORK_DIR/results.{json,md}.
 
     python tools/quickstart.py [--seeds 0 1] [--albef-seeds 0]

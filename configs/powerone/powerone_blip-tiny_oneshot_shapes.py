@@ -25,8 +25,10 @@ train_dataloader = dict(
         seed=0))
 # The tiny BLIP learnt from scratch on 64 px images needs larger steps than
 # the reference schedule (lr 2e-4, 5 passes): 100 passes over the six
-# supports at lr 1e-3 take well under a minute on a CPU.
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# supports take well under a minute on a CPU. The lr was chosen on generator
+# seed 1 (5 draws, lr 5e-4 / 1e-3 / 2e-3 / 4e-3 -> 20.1 / 22.0 / 23.8 / 22.4
+# mIoU), not on seed 0, the headline world.
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
 train_cfg = dict(max_epochs=100)
 default_hooks = dict(checkpoint=dict(interval=25))
 # No validation during the few training steps: test after training.
