@@ -45,13 +45,31 @@ class BaseVLMAdapter(BaseModule):
         and the architecture sizes."""
         raise NotImplementedError
 
+    def attention_module(self, layer: int) -> torch.nn.Module:
+        """The module holding attention layer ``layer``'s text-to-image
+        attention parameters (what one-shot tuning trains there)."""
+        raise NotImplementedError
+
     def tunable_parameters(self, layers: Sequence[int],
                            embeddings: str = 'all') -> Dict[str, torch.nn.Parameter]:
         """The parameters one-shot tuning trains, by name (relative to the
         adapter): the text word embeddings ('all' the table, 'class_tokens'
         the offsets made by :meth:`add_token_offsets`) and every parameter of
-        the text-to-image attention of ``layers``."""
-        raise NotImplementedError
+        :meth:`attention_module` of ``layers``."""
+        names = {id(p): n for n, p in self.named_parameters()}
+        if embeddings == 'all':
+            params = [self.word_embeddings.weight]
+        elif embeddings == 'class_tokens':
+            if self.token_offsets is None:
+                raise RuntimeError("embeddings='class_tokens' needs "
+                                   'add_token_offsets() first.')
+            params = [self.token_offsets]
+        else:
+            raise ValueError(f"embeddings={embeddings!r}; use 'all' or "
+                             "'class_tokens'.")
+        for l in layers:
+            params.extend(self.attention_module(l).parameters())
+        return {names[id(p)]: p for p in params}
 
     def add_token_offsets(self, texts: Sequence[str]) -> None:
         """Create trainable offsets (zero) for the word embeddings of the

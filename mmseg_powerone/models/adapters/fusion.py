@@ -91,23 +91,8 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         raise NotImplementedError
 
     # ----------------------------------------------------------- tuning
-    def tunable_parameters(self, layers: Sequence[int],
-                           embeddings: str = 'all') -> Dict[str, torch.nn.Parameter]:
-        names = {id(p): n for n, p in self.named_parameters()}
-        if embeddings == 'all':
-            params = [self.word_embeddings.weight]
-        elif embeddings == 'class_tokens':
-            if self.token_offsets is None:
-                raise RuntimeError("embeddings='class_tokens' needs "
-                                   'add_token_offsets() first.')
-            params = [self.token_offsets]
-        else:
-            raise ValueError(f"embeddings={embeddings!r}; use 'all' or "
-                             "'class_tokens'.")
-        for l in layers:
-            layer = self.text_layers[self.cross_layer_ids[l]]
-            params.extend(layer.crossattention.parameters())
-        return {names[id(p)]: p for p in params}
+    def attention_module(self, layer: int) -> torch.nn.Module:
+        return self.text_layers[self.cross_layer_ids[layer]].crossattention
 
     def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Text embeddings [P, T, D], with the tuned token offsets if any."""

@@ -142,22 +142,9 @@ class LLaVAAdapter(BaseVLMAdapter):
                     patch_size=self.patch_size, question=self.question,
                     template=self.template, weights=h.hexdigest()[:16])
 
-    def tunable_parameters(self, layers: Sequence[int],
-                           embeddings: str = 'all') -> Dict[str, torch.nn.Parameter]:
-        names = {id(p): n for n, p in self.named_parameters()}
-        if embeddings == 'all':
-            params = [self.word_embeddings.weight]
-        elif embeddings == 'class_tokens':
-            if self.token_offsets is None:
-                raise RuntimeError("embeddings='class_tokens' needs "
-                                   'add_token_offsets() first.')
-            params = [self.token_offsets]
-        else:
-            raise ValueError(f"embeddings={embeddings!r}; use 'all' or "
-                             "'class_tokens'.")
-        for l in layers:  # the attention that reads the image tokens
-            params.extend(self.decoder_layers[l].self_attn.parameters())
-        return {names[id(p)]: p for p in params}
+    def attention_module(self, layer: int) -> torch.nn.Module:
+        # the decoder self-attention is what reads the image tokens
+        return self.decoder_layers[layer].self_attn
 
     # ----------------------------------------------------------- prompts
     def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
