@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument('--albef-seeds', type=int, nargs='*', default=[],
                    help='generator seeds for the tiny ALBEF (default none: '
                    'the README\'s ALBEF table comes from --seeds '
-                   '--albef-seeds 0, about 4 more minutes)')
+                   '--albef-seeds 0, about 3.5 more minutes)')
     p.add_argument('--num-train', type=int, default=500)
     p.add_argument('--num-val', type=int, default=200)
     p.add_argument('--data-root', default='data',
