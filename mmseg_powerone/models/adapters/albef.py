@@ -9,7 +9,6 @@ with an ITM head on [CLS]. transformers' BERT output blocks are reused; the
 attention blocks are written here because ALBEF's cross-attention keys and
 values take the image width (``encoder_width``), not the text width.
 """
-import hashlib
 import math
 import re
 from typing import Dict, Optional, Tuple
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import nn
 
+from .base import check_prompt_chunk, weights_fingerprint
 from .fusion import FusionEncoderAdapter
 from .loading import load_hf_pretrained, load_torch_checkpoint
 
@@ -403,15 +403,14 @@ class ALBEFAdapter(FusionEncoderAdapter):
                  prompt_chunk: int = 64, local_files_only: Optional[bool] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.prompt_chunk = check_prompt_chunk(prompt_chunk)  # before loading
         from transformers import AutoTokenizer
-        kwargs = {} if local_files_only is None else dict(
-            local_files_only=local_files_only)
         self.checkpoint = checkpoint
         self.model, self.load_report = load_albef(checkpoint, vision_heads,
                                                   text_heads)
         self.tokenizer = load_hf_pretrained(
             AutoTokenizer, tokenizer, 'ALBEFAdapter tokenizer',
-            'bert-base-uncased', **kwargs)
+            'bert-base-uncased', local_files_only)
         if len(self.tokenizer) > self.model.text_cfg.vocab_size:
             raise ValueError(
                 f'ALBEFAdapter: tokenizer {tokenizer!r} has '
@@ -423,31 +422,17 @@ class ALBEFAdapter(FusionEncoderAdapter):
         self.num_heads = text_heads
         self.max_tokens = self.model.text_cfg.max_position_embeddings
         self.patch_size = self.model.visual_encoder.patch_size
-        self._init_fusion(prompt_chunk)
-
-    @property
-    def text_layers(self):
-        return self.model.text_encoder.encoder.layer
-
-    @property
-    def text_embeddings(self):
-        return self.model.text_encoder.embeddings
-
-    @property
-    def itm_head(self):
-        return self.model.itm_head
+        self._init_fusion()
 
     def signature(self) -> Dict:
-        h = hashlib.sha256()
-        for t in (self.model.itm_head.weight,
-                  self.model.visual_encoder.patch_embed.proj.weight):
-            h.update(t.detach().to('cpu', torch.float32).contiguous().numpy().tobytes())
         vision, text = self.model.vision_cfg, self.model.text_cfg
         return dict(type=type(self).__name__, text_layers=self.num_layers,
                     fusion_layer=text.fusion_layer,
                     text_hidden=text.hidden_size, vocab=text.vocab_size,
                     vision_hidden=vision['dim'], vision_layers=vision['depth'],
-                    patch_size=self.patch_size, weights=h.hexdigest()[:16])
+                    patch_size=self.patch_size, weights=weights_fingerprint(
+                        self.model.itm_head.weight,
+                        self.model.visual_encoder.patch_embed.proj.weight))
 
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         grid = (inputs.shape[2] // self.patch_size,

@@ -3,12 +3,29 @@
 An adapter hides one VLM's internals behind the few calls the segmentor
 needs. It knows nothing of datasets or classes beyond the prompts it gets.
 """
+import hashlib
 from typing import Dict, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
 
 from ...class_names import PromptSet
+
+
+def weights_fingerprint(*tensors: torch.Tensor) -> str:
+    """A short hash of a few frozen weights: it tells apart checkpoints of
+    the same architecture (e.g. BLIP fine-tuned on COCO vs Flickr)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().to('cpu', torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_prompt_chunk(prompt_chunk) -> int:
+    if not isinstance(prompt_chunk, int) or prompt_chunk < 1:
+        raise ValueError(f'prompt_chunk must be a positive integer, got '
+                         f'{prompt_chunk!r}.')
+    return prompt_chunk
 
 
 class BaseVLMAdapter(BaseModule):

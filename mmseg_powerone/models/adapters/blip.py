@@ -1,11 +1,11 @@
 """BLIP (Hugging Face ``BlipForImageTextRetrieval``) behind the adapter
 interface."""
-import hashlib
 from typing import Dict, Tuple
 
 import torch
 from mmseg.registry import MODELS
 
+from .base import check_prompt_chunk, weights_fingerprint
 from .fusion import FusionEncoderAdapter
 from .loading import load_hf_pretrained
 
@@ -28,17 +28,16 @@ class BLIPAdapter(FusionEncoderAdapter):
     def __init__(self, pretrained: str, prompt_chunk: int = 64,
                  local_files_only=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.prompt_chunk = check_prompt_chunk(prompt_chunk)  # before loading
         from transformers import AutoTokenizer, BlipForImageTextRetrieval
-        kwargs = {} if local_files_only is None else dict(
-            local_files_only=local_files_only)
         example = 'Salesforce/blip-itm-large-coco'
         self.pretrained = pretrained
         self.model = load_hf_pretrained(
             BlipForImageTextRetrieval, pretrained, 'BLIPAdapter', example,
-            attn_implementation='eager', **kwargs)
+            local_files_only, attn_implementation='eager')
         self.tokenizer = load_hf_pretrained(
             AutoTokenizer, pretrained, 'BLIPAdapter tokenizer', example,
-            **kwargs)
+            local_files_only)
         self.model.eval()
         self.model.requires_grad_(False)
         text_cfg = self.model.config.text_config
@@ -50,33 +49,17 @@ class BLIPAdapter(FusionEncoderAdapter):
         self.num_heads = text_cfg.num_attention_heads
         self.max_tokens = text_cfg.max_position_embeddings
         self.patch_size = self.model.config.vision_config.patch_size
-        self._init_fusion(prompt_chunk)
-
-    @property
-    def text_layers(self):
-        return self.model.text_encoder.encoder.layer
-
-    @property
-    def text_embeddings(self):
-        return self.model.text_encoder.embeddings
-
-    @property
-    def itm_head(self):
-        return self.model.itm_head
+        self._init_fusion()
 
     def signature(self) -> Dict:
         text, vision = self.model.config.text_config, self.model.config.vision_config
-        # A fingerprint of two small frozen weights tells apart checkpoints
-        # of the same architecture (e.g. BLIP fine-tuned on COCO vs Flickr).
-        h = hashlib.sha256()
-        for t in (self.model.itm_head.weight,
-                  self.model.vision_model.embeddings.patch_embedding.weight):
-            h.update(t.detach().to('cpu', torch.float32).contiguous().numpy().tobytes())
         return dict(type=type(self).__name__, text_layers=self.num_layers,
                     text_hidden=text.hidden_size, vocab=text.vocab_size,
                     vision_hidden=vision.hidden_size,
                     vision_layers=vision.num_hidden_layers,
-                    patch_size=self.patch_size, weights=h.hexdigest()[:16])
+                    patch_size=self.patch_size, weights=weights_fingerprint(
+                        self.model.itm_head.weight,
+                        self.model.vision_model.embeddings.patch_embedding.weight))
 
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         out = self.model.vision_model(

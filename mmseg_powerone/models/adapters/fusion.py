@@ -49,9 +49,11 @@ class FusionEncoderAdapter(BaseVLMAdapter):
     Attention layer ``l`` is the ``l``-th text layer that has a
     cross-attention (BLIP: every layer; ALBEF: layers 6-11 of BERT-base).
 
-    Subclasses build the model, set ``tokenizer``, ``prompt_chunk``,
+    Subclasses build ``model``, set ``tokenizer``, ``prompt_chunk``,
     ``num_heads``, ``patch_size`` and ``max_tokens``, call
-    :meth:`_init_fusion`, and provide ``text_layers`` (each with
+    :meth:`_init_fusion`, and
+    provide (the defaults read ``model.text_encoder`` and ``model.itm_head``)
+    ``text_layers`` (each with
     ``attention(hidden, attention_mask=additive)[0]``,
     ``feed_forward_chunk`` and, on fusion layers, ``crossattention`` with
     ``self.query/key/value`` and ``output(context, residual)``),
@@ -60,11 +62,7 @@ class FusionEncoderAdapter(BaseVLMAdapter):
     :meth:`encode_image`.
     """
 
-    def _init_fusion(self, prompt_chunk: int):
-        if not isinstance(prompt_chunk, int) or prompt_chunk < 1:
-            raise ValueError(f'prompt_chunk must be a positive integer, got '
-                             f'{prompt_chunk!r}.')
-        self.prompt_chunk = prompt_chunk
+    def _init_fusion(self):
         self.cross_layer_ids = [i for i, layer in enumerate(self.text_layers)
                                 if hasattr(layer, 'crossattention')]
         if not self.cross_layer_ids:
@@ -74,13 +72,14 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         cross = self.text_layers[self.cross_layer_ids[0]].crossattention.self
         self.head_dim = cross.query.out_features // self.num_heads
 
+    # BLIP's and ALBEF's modules share these paths; override if not.
     @property
     def text_layers(self) -> torch.nn.ModuleList:
-        raise NotImplementedError
+        return self.model.text_encoder.encoder.layer
 
     @property
     def text_embeddings(self) -> torch.nn.Module:
-        raise NotImplementedError
+        return self.model.text_encoder.embeddings
 
     @property
     def word_embeddings(self) -> torch.nn.Embedding:
@@ -88,7 +87,7 @@ class FusionEncoderAdapter(BaseVLMAdapter):
 
     @property
     def itm_head(self) -> torch.nn.Linear:
-        raise NotImplementedError
+        return self.model.itm_head
 
     # ----------------------------------------------------------- tuning
     def attention_module(self, layer: int) -> torch.nn.Module:

@@ -8,7 +8,6 @@ image tokens, and the matching score is the answer to a yes/no question
 ("Is there a cat in the image? Answer yes or no.").
 """
 import contextlib
-import hashlib
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -17,7 +16,7 @@ from mmseg.registry import MODELS
 
 from ...class_names import PromptSet
 from ..maps import gradcam_attention, reduce_attention
-from .base import BaseVLMAdapter
+from .base import BaseVLMAdapter, check_prompt_chunk, weights_fingerprint
 from .loading import load_hf_pretrained
 
 IMAGE_PLACEHOLDER = '<image>'
@@ -62,9 +61,7 @@ class LLaVAAdapter(BaseVLMAdapter):
                  local_files_only: Optional[bool] = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         from transformers import AutoTokenizer, LlavaForConditionalGeneration
-        if not isinstance(prompt_chunk, int) or prompt_chunk < 1:
-            raise ValueError(f'prompt_chunk must be a positive integer, got '
-                             f'{prompt_chunk!r}.')
+        self.prompt_chunk = check_prompt_chunk(prompt_chunk)  # before loading
         if question.count('{}') != 1:
             raise ValueError(f'question={question!r} must contain one "{{}}" '
                              'for the prompt text.')
@@ -78,16 +75,14 @@ class LLaVAAdapter(BaseVLMAdapter):
             dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
         else:
             dtype = getattr(torch, str(torch_dtype).replace('torch.', ''))
-        kwargs = {} if local_files_only is None else dict(
-            local_files_only=local_files_only)
         example = 'llava-hf/llava-1.5-7b-hf'
         self.pretrained = pretrained
         self.model = load_hf_pretrained(
             LlavaForConditionalGeneration, pretrained, 'LLaVAAdapter', example,
-            dtype=dtype, **kwargs)
+            local_files_only, dtype=dtype)
         self.tokenizer = load_hf_pretrained(
             AutoTokenizer, pretrained, 'LLaVAAdapter tokenizer', example,
-            **kwargs)
+            local_files_only)
         if not getattr(self.tokenizer, 'is_fast', False):
             raise ValueError('LLaVAAdapter needs a fast tokenizer (character '
                              'offsets locate the class name); save the '
@@ -95,7 +90,6 @@ class LLaVAAdapter(BaseVLMAdapter):
         self.model.eval()
         self.model.requires_grad_(False)
         self.question, self.template = question, template
-        self.prompt_chunk = prompt_chunk
         text_cfg = self.model.config.text_config
         vision_cfg = self.model.config.vision_config
         self.num_layers = text_cfg.num_hidden_layers
@@ -131,16 +125,14 @@ class LLaVAAdapter(BaseVLMAdapter):
     def signature(self) -> Dict:
         text = self.model.config.text_config
         vision = self.model.config.vision_config
-        h = hashlib.sha256()
-        for t in (self.model.model.multi_modal_projector.linear_1.weight,
-                  self.model.model.vision_tower.get_input_embeddings().weight):
-            h.update(t.detach().to('cpu', torch.float32).contiguous().numpy().tobytes())
         return dict(type=type(self).__name__, text_layers=self.num_layers,
                     text_hidden=text.hidden_size, vocab=text.vocab_size,
                     vision_hidden=vision.hidden_size,
                     vision_layers=vision.num_hidden_layers,
                     patch_size=self.patch_size, question=self.question,
-                    template=self.template, weights=h.hexdigest()[:16])
+                    template=self.template, weights=weights_fingerprint(
+                        self.model.model.multi_modal_projector.linear_1.weight,
+                        self.model.model.vision_tower.get_input_embeddings().weight))
 
     def attention_module(self, layer: int) -> torch.nn.Module:
         # the decoder self-attention is what reads the image tokens

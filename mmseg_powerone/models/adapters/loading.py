@@ -9,9 +9,14 @@ def _looks_like_local_path(path: str) -> bool:
             or os.path.exists(path) or path.count('/') != 1)
 
 
-def load_hf_pretrained(loader, path: str, what: str, example: str, **kwargs):
+def load_hf_pretrained(loader, path: str, what: str, example: str,
+                       local_files_only=None, **kwargs):
     """``loader.from_pretrained(path)`` with errors that say how to fix a bad
-    path or an offline machine; ``example`` is a hub id for the message."""
+    path or an offline machine; ``example`` is a hub id for the message.
+    ``local_files_only=None`` leaves the Hugging Face default (honours
+    HF_HUB_OFFLINE)."""
+    if local_files_only is not None:
+        kwargs['local_files_only'] = local_files_only
     path = os.path.expanduser(os.fspath(path))
     if _looks_like_local_path(path) and not os.path.isdir(path):
         raise FileNotFoundError(
