@@ -15,9 +15,14 @@ no-op where it is not needed:
   switching safe loading off for every checkpoint.
 * mmengine writes checkpoints in place; local writes are made atomic
   (temporary file, then rename) so a killed run leaves no truncated file.
+  mmengine's ``last_checkpoint`` pointer is still rewritten in place after
+  each checkpoint, so a run killed at that moment leaves it empty; ``--resume``
+  then falls back to the newest complete checkpoint instead of failing.
 """
 import importlib
+import os
 import pickle
+import re
 import sys
 import types
 import warnings
@@ -156,6 +161,61 @@ def install_atomic_local_writes():
     LocalBackend.put = put
 
 
+_CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def newest_checkpoint(work_dir):
+    """The newest ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir`` (local
+    writes are atomic, so every one present is complete), or None."""
+    found = []
+    for name in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
+        match = _CHECKPOINT_NAME.match(name)
+        if match:
+            path = os.path.join(work_dir, name)
+            found.append((os.path.getmtime(path), int(match.group(2)), path))
+    return max(found)[2] if found else None
+
+
+def find_latest_checkpoint(path):
+    """mmengine's ``find_latest_checkpoint`` that survives a run killed while
+    it rewrote ``last_checkpoint``: an empty pointer, or one naming a local
+    file that is gone, falls back to the newest complete checkpoint."""
+    from mmengine.logging import print_log
+    pointer = os.path.join(path, 'last_checkpoint')
+    if not os.path.exists(pointer):
+        print_log('Did not find last_checkpoint to be resumed.')
+        return None
+    with open(pointer) as f:
+        last_saved = f.read().strip()
+    if last_saved and ('://' in last_saved or os.path.exists(last_saved)):
+        return last_saved
+    fallback = newest_checkpoint(path)
+    problem = (f'names {last_saved}, which does not exist' if last_saved
+               else 'is empty (the run was probably killed while writing it)')
+    print_log(f'{pointer} {problem}; resuming from the newest complete '
+              f'checkpoint in {path} instead: {fallback}.',
+              logger='current', level=30)
+    return fallback
+
+
+def install_resume_fallback():
+    """Route every mmengine caller of ``find_latest_checkpoint`` (Runner,
+    FlexibleRunner, strategies) to the version above."""
+    import mmengine.runner
+    import mmengine.runner.checkpoint
+    import mmengine.runner.runner
+    modules = [mmengine.runner, mmengine.runner.checkpoint,
+               mmengine.runner.runner]
+    try:
+        import mmengine.runner._flexible_runner
+        modules.append(mmengine.runner._flexible_runner)
+    except ImportError:  # needs optional packages in some versions
+        pass
+    for module in modules:
+        if hasattr(module, 'find_latest_checkpoint'):
+            module.find_latest_checkpoint = find_latest_checkpoint
+
+
 def apply():
     """Apply every compatibility fix once."""
     global _APPLIED
@@ -164,6 +224,7 @@ def apply():
     install_mmcv_ops_shim()
     allow_mmengine_checkpoint_types()
     install_atomic_local_writes()
+    install_resume_fallback()
     # mmengine 0.10.7 imports pkg_resources (setuptools<81 is pinned for it);
     # its deprecation notice is not actionable for our users.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated',

@@ -92,6 +92,42 @@ def test_mmengine_resume_works_with_weights_only_loading(tmp_path):
     assert runner.iter == 4
 
 
+def test_resume_survives_an_empty_or_dangling_last_checkpoint(tmp_path):
+    """A run killed while mmengine rewrote ``last_checkpoint`` (in place)
+    leaves it empty: --resume takes the newest complete checkpoint."""
+    import os
+    import mmengine.runner
+    import mmengine.runner.runner
+    work = str(tmp_path)
+    _toy_runner(work, 4, resume=False).train()  # iter_2.pth, iter_4.pth
+    pointer = os.path.join(work, 'last_checkpoint')
+    # every mmengine caller sees the same function
+    find = mmengine.runner.runner.find_latest_checkpoint
+    assert find is mmengine.runner.find_latest_checkpoint is \
+        compat.find_latest_checkpoint
+    assert find(work) == os.path.join(work, 'iter_4.pth')
+    open(pointer, 'w').close()  # killed between truncation and write
+    assert find(work) == os.path.join(work, 'iter_4.pth')
+    runner = _toy_runner(work, 6, resume=True)
+    runner.train()
+    assert runner.iter == 6
+    # a pointer to a checkpoint that is gone falls back too
+    with open(pointer, 'w') as f:
+        f.write(os.path.join(work, 'iter_8.pth'))
+    assert find(work) == os.path.join(work, 'iter_6.pth')
+    # an object-store pointer is not second-guessed; no pointer, no resume
+    with open(pointer, 'w') as f:
+        f.write('s3://bucket/iter_6.pth')
+    assert find(work) == 's3://bucket/iter_6.pth'
+    os.remove(pointer)
+    assert find(work) is None
+    # nothing to fall back to
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'last_checkpoint').write_text('')
+    assert find(str(empty)) is None
+
+
 def test_malicious_pickle_is_refused(tmp_path):
     path = tmp_path / 'evil.pth'
 
