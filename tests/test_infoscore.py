@@ -173,6 +173,10 @@ def test_cache_hit_and_miss(tiny_config, tmp_path):
                             classes="['sky, tree', 'cat', 'dog']")
     out3 = run(['tools/test.py', cfg2, '--work-dir', work])
     assert 'cache hit' not in out3
+    # another input resolution, same images: another ranking
+    out4 = run(['tools/test.py', cfg, '--work-dir', work, '--cfg-options',
+                'test_dataloader.dataset.pipeline.1.scale=[48,48]'])
+    assert 'cache hit' not in out4
 
 
 def test_two_process_ranking_equals_one_process(tiny_config, tmp_path):

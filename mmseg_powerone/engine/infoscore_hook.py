@@ -128,11 +128,17 @@ class InfoScoreHook(Hook):
         paths = [dataset.get_data_info(i).get('img_path', str(i))
                  for i in range(n)] if hasattr(dataset, 'get_data_info') \
             else [str(len(dataset))]
+        # transforms print their parameters (a resize changes the maps); a
+        # repr with a memory address would never hit, so it is left out
+        pipeline = repr(getattr(dataset, 'pipeline', ''))
+        if ' at 0x' in pipeline:
+            pipeline = type(getattr(dataset, 'pipeline', None)).__name__
         h.update(json.dumps(dict(
             classes=[list(c) for c in model.prompts.classes],
             texts=list(model.prompts.texts), itm_reduce=model.itm_reduce,
             itm_reweight=model.itm_reweight, align=model.align_corners,
             dataset=type(dataset).__name__, images=paths, num_images=n,
+            pipeline=pipeline,
             topk=topk)).encode())
         return h.hexdigest()
 
