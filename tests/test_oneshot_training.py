@@ -11,7 +11,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 
-from helpers import REPO, run
+from helpers import REPO, final_weights, run
 
 TRAIN = dict(tune_embeddings='all', background_weight=0.5)
 
@@ -161,6 +161,56 @@ def test_oneshot_eval_reports_mean_and_std(oneshot_config, tmp_path):
     assert os.path.isfile(os.path.join(work, 'oneshot_eval.md'))
     # each draw was tested through tools/test.py on its own checkpoint
     assert len(glob.glob(os.path.join(work, 'draw_*', 'test', '*', '*.json'))) == 2
+
+
+def test_oneshot_eval_parallel_forked_draws_equal_fresh_sequential_ones(
+        oneshot_config, tmp_path):
+    """Draws run as forks of a preloaded process by default, and with --jobs
+    side by side: with the same --threads, the weights and metrics equal
+    those of fresh interpreters one after another. Later draws reuse the
+    InfoScore ranking of the first (same weights and images)."""
+    cfg = tmp_path / 'infoscore_oneshot.py'
+    cfg.write_text(f"_base_ = [{oneshot_config!r}]\n"
+                   "model = dict(layers='infoscore', topk=2)\n"
+                   "custom_hooks = [dict(type='InfoScoreHook', num_images=4,"
+                   " dataloader='test')]\n")
+    forked, fresh = tmp_path / 'forked', tmp_path / 'fresh'
+    opts = ['--draws', '2', '--threads', '1', '--cfg-options',
+            'train_cfg.max_epochs=1']
+    run(['tools/oneshot_eval.py', str(cfg), '--work-dir', str(forked),
+         '--jobs', '2'] + opts)
+    run(['tools/oneshot_eval.py', str(cfg), '--work-dir', str(fresh),
+         '--fresh-processes'] + opts)
+    a = json.loads((forked / 'oneshot_eval.json').read_text())
+    b = json.loads((fresh / 'oneshot_eval.json').read_text())
+    assert [d['seed'] for d in a['draws']] == [0, 1]
+    for da, db in zip(a['draws'], b['draws']):
+        assert (da['mIoU'], da['layers']) == (db['mIoU'], db['layers'])
+    for draw in ('draw_0', 'draw_1'):
+        wa, wb = (final_weights(str(w / draw)) for w in (forked, fresh))
+        assert wa.keys() == wb.keys()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), draw
+    # the sequential run: draw 1 took draw 0's ranking from the cache
+    logs = [open(p).read() for p in sorted(glob.glob(
+        str(fresh / 'draw_*' / '2*' / '*.log')))]
+    assert len(logs) == 2
+    assert 'InfoScore: cache hit' not in logs[0]
+    assert 'InfoScore: cache hit' in logs[1]
+
+
+@pytest.mark.parametrize('jobs', ['1', '2'])
+def test_oneshot_eval_forked_failure_shows_the_tool_output(oneshot_config,
+                                                           tmp_path, jobs):
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, 'tools/oneshot_eval.py', oneshot_config, '--draws',
+         '2', '--jobs', jobs, '--work-dir', str(tmp_path), '--cfg-options',
+         'model.layers=[0,99]'], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert 'training draw 0 failed' in proc.stderr
+    assert 'Layer index 99 is out of range' in proc.stderr
+    assert not os.path.exists(os.path.join(tmp_path, 'oneshot_eval.json'))
 
 
 def test_oneshot_eval_refuses_a_training_free_config(tiny_config, tmp_path):

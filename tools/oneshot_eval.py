@@ -3,13 +3,27 @@ draw, then report mean and std of mIoU, as the paper does.
 
 Each draw d uses seed d for the support set (every ``OneShotDataset`` in the
 config, so an evaluation side with ``exclude=True`` drops the same images)
-and for training. The standard tools run each step:
+and for training. The standard tools run each step, each in its own process:
 
     tools/train.py CONFIG --work-dir WORK/draw_d
     tools/test.py  CONFIG WORK/draw_d/<last checkpoint> --work-dir WORK/draw_d/test
 
     python tools/oneshot_eval.py CONFIG [--draws 5] [--first-seed 0]
-        [--work-dir DIR] [--cfg-options k=v ...]
+        [--work-dir DIR] [--jobs 1] [--threads T] [--fresh-processes]
+        [--cfg-options k=v ...]
+
+On Linux those processes are forks of this one taken after it has imported
+torch, mmengine and mmseg (and before it has computed anything), which saves
+the ~5 s of imports per run; ``--fresh-processes`` starts a new interpreter
+for each instead (same results, slower). The draws share one InfoScore cache
+(WORK/infoscore_cache): the ranking is recomputed only where its inputs
+differ, e.g. when the evaluation side excludes each draw's supports.
+
+``--jobs N`` runs up to N draws at once (Linux). A CPU run's weights depend
+on torch's thread count (it changes the order of float sums), which defaults
+to the machine's core count; ``--threads T`` fixes it for every train/test
+run, so ``--jobs 2 --threads 1`` gives the same numbers as ``--threads 1``
+alone, on any machine.
 
 Writes WORK/oneshot_eval.json and WORK/oneshot_eval.md (mean ± std over the
 draws, sample std) once every draw has finished.
@@ -18,10 +32,13 @@ import argparse
 import glob
 import json
 import os
+import runpy
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ('mIoU', 'mAcc', 'aAcc')
@@ -34,17 +51,30 @@ def parse_args(argv=None):
                    help='support draws (seeds first-seed .. first-seed+draws-1)')
     p.add_argument('--first-seed', type=int, default=0)
     p.add_argument('--work-dir', help='default: work_dirs/<config name>_oneshot_eval')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='draws run at the same time (needs os.fork)')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch threads of every train/test run (default: '
+                   "torch's, i.e. the number of cores)")
+    p.add_argument('--fresh-processes', action='store_true',
+                   help='start a new Python for every train/test run instead '
+                   'of forking a preloaded one (slower; same results)')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='key=value overrides for every train and test run')
     args = p.parse_args(argv)
     if args.draws < 1:
         p.error(f'--draws {args.draws}: give at least 1.')
+    if args.jobs < 1:
+        p.error(f'--jobs {args.jobs}: give at least 1.')
+    if args.threads is not None and args.threads < 1:
+        p.error(f'--threads {args.threads}: give at least 1.')
     return args
 
 
-def seed_options(config, seed, options):
+def seed_options(config, seed, options, cache_dir=None):
     """--cfg-options that make draw ``seed``: the support seed of every
-    OneShotDataset in the config, and the training seed."""
+    OneShotDataset in the config, and the training seed; with ``cache_dir``,
+    also the InfoScore cache of an ``InfoScoreHook`` that names none."""
     from mmengine.config import Config, DictAction
     cfg = Config.fromfile(config)
     if options:
@@ -58,18 +88,90 @@ def seed_options(config, seed, options):
         sys.exit(f'{config}: train_dataloader.dataset is not a '
                  'OneShotDataset, so there are no support draws to vary. Use '
                  'a *_oneshot_* config.')
-    return [f'{k}={seed}' for k in keys] + [f'randomness.seed={seed}']
+    opts = [f'{k}={seed}' for k in keys] + [f'randomness.seed={seed}']
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if (cache_dir and hook.get('type') == 'InfoScoreHook'
+                and not hook.get('cache_dir')):
+            opts.append(f'custom_hooks.{i}.cache_dir={cache_dir}')
+    return opts
 
 
-def run_tool(args, what):
-    """Run ``tools/<args[0]> args[1:]`` in a fresh process; exit with its
-    output's tail, prefixed by ``what``, if it fails. Returns seconds."""
-    cmd = [sys.executable, os.path.join(REPO, 'tools', args[0])] + args[1:]
+def can_fork():
+    return sys.platform.startswith('linux') and hasattr(os, 'fork')
+
+
+def preload():
+    """Import what every tool imports, so forked runs start warm."""
+    import mmengine.runner  # noqa: F401
+    import mmseg_powerone  # noqa: F401
+    import mmseg_powerone.utils.cli  # noqa: F401
+
+
+def fork_call(fn):
+    """Run ``fn()`` in a fork of this process; returns the child's pid. The
+    child exits with 0, ``sys.exit``'s status, or 1 after printing the
+    error; it never returns here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        fn()
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def run_forked(script, argv, threads=None):
+    """Run ``script`` as ``__main__`` in a fork of this process; returns its
+    exit status and output. The caller must not have run torch computations
+    yet: a fork inherits a started OpenMP thread pool it cannot use."""
+    with tempfile.TemporaryFile() as out:
+        def child():
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+            if threads:
+                import torch
+                torch.set_num_threads(threads)
+            sys.argv = [script] + argv
+            runpy.run_path(script, run_name='__main__')
+
+        _, status = os.waitpid(fork_call(child), 0)
+        out.seek(0)
+        return (os.waitstatus_to_exitcode(status),
+                out.read().decode(errors='replace'))
+
+
+def run_tool(args, what, fork=False, threads=None):
+    """Run ``tools/<args[0]> args[1:]`` in a process of its own (a fork of
+    this one with ``fork``, see ``run_forked``; else a fresh interpreter)
+    with ``threads`` torch threads; exit with its output's tail, prefixed by
+    ``what``, if it fails. Returns seconds."""
+    script = os.path.join(REPO, 'tools', args[0])
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f'{what} failed ({" ".join(cmd)}):\n'
-                 f'{(proc.stdout + proc.stderr)[-3000:]}')
+    if fork and can_fork():
+        code, out = run_forked(script, args[1:], threads)
+    else:
+        env = dict(os.environ)
+        if threads:
+            env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
+        proc = subprocess.run([sys.executable, script] + args[1:],
+                              capture_output=True, text=True, env=env)
+        code, out = proc.returncode, proc.stdout + proc.stderr
+    if code != 0:
+        sys.exit(f'{what} failed ({" ".join([script] + args[1:])}):\n'
+                 f'{out[-3000:]}')
     return time.perf_counter() - start
 
 
@@ -101,21 +203,65 @@ def test_metrics(work_dir):
 
 
 def run_draw(args, seed, work):
-    opts = seed_options(args.config, seed, args.cfg_options) + args.cfg_options
+    opts = seed_options(args.config, seed, args.cfg_options,
+                        os.path.join(work, 'infoscore_cache')) + args.cfg_options
+    fork = not args.fresh_processes
     draw_dir = os.path.join(work, f'draw_{seed}')
     print(f'[oneshot_eval] draw {seed}: training', flush=True)
     train_s = run_tool(['train.py', args.config, '--work-dir', draw_dir,
                         '--cfg-options'] + opts,
-                       f'[oneshot_eval] training draw {seed}')
+                       f'[oneshot_eval] training draw {seed}', fork,
+                       args.threads)
     ckpt = last_checkpoint(draw_dir)
     print(f'[oneshot_eval] draw {seed}: testing {ckpt}', flush=True)
     run_tool(['test.py', args.config, ckpt, '--work-dir',
               os.path.join(draw_dir, 'test'), '--cfg-options'] + opts,
-             f'[oneshot_eval] testing draw {seed}')
+             f'[oneshot_eval] testing draw {seed}', fork, args.threads)
     metrics = test_metrics(os.path.join(draw_dir, 'test'))
     layers = tuned_layers(ckpt)
     return dict(seed=seed, checkpoint=ckpt, train_seconds=round(train_s, 1),
                 layers=layers, **{m: metrics[m] for m in METRICS})
+
+
+def run_draws(args, work):
+    """Every draw's result, in seed order; up to ``args.jobs`` at once, each
+    in a fork of this process that writes WORK/draw_d/oneshot_draw.json."""
+    from mmseg_powerone.utils import atomic_write
+    seeds = [args.first_seed + i for i in range(args.draws)]
+    if args.jobs == 1 or len(seeds) == 1 or not can_fork():
+        if args.jobs > 1 and not can_fork():
+            print('[oneshot_eval] --jobs needs os.fork; running the draws '
+                  'one after another', flush=True)
+        return [run_draw(args, seed, work) for seed in seeds]
+
+    def result_file(seed):
+        return os.path.join(work, f'draw_{seed}', 'oneshot_draw.json')
+
+    pending, running, failed = list(seeds), {}, []
+    while pending or running:
+        while pending and len(running) < args.jobs and not failed:
+            seed = pending.pop(0)
+
+            def draw(seed=seed):  # its errors go to our stderr
+                result = run_draw(args, seed, work)
+                with atomic_write(result_file(seed), 'w') as f:
+                    json.dump(result, f, indent=2)
+
+            running[fork_call(draw)] = seed
+        if not running:
+            break
+        pid, status = os.wait()
+        seed = running.pop(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed.append(seed)
+    if failed:
+        sys.exit(f'[oneshot_eval] draw {failed[0]} failed (its error is '
+                 'printed above); no summary written.')
+    draws = []
+    for seed in seeds:
+        with open(result_file(seed)) as f:
+            draws.append(json.load(f))
+    return draws
 
 
 def summarise(draws):
@@ -147,10 +293,11 @@ def main(argv=None):
     from mmseg_powerone.utils import atomic_write
     name = os.path.splitext(os.path.basename(args.config))[0]
     work = args.work_dir or os.path.join('work_dirs', f'{name}_oneshot_eval')
-    draws = [run_draw(args, args.first_seed + i, work)
-             for i in range(args.draws)]
+    if not args.fresh_processes and can_fork():
+        preload()
+    draws = run_draws(args, work)
     result = dict(config=args.config, cfg_options=args.cfg_options,
-                  draws=draws, summary=summarise(draws),
+                  threads=args.threads, jobs=args.jobs, draws=draws, summary=summarise(draws),
                   std='sample standard deviation over draws')
     os.makedirs(work, exist_ok=True)
     with atomic_write(os.path.join(work, 'oneshot_eval.json'), 'w') as f:

@@ -5,14 +5,16 @@ BLIP's attention layers by InfoScore (no labels) and, for the table, measure
 each layer alone; run the training-free top-2 model through tools/test.py
 with and without ITM re-weighting; measure presence AUROC of the ITM score.
 On each seed, one-shot fine-tuning over several support draws
-(tools/oneshot_eval.py: tools/train.py then tools/test.py per draw). The
+(tools/oneshot_eval.py: tools/train.py then tools/test.py per draw; draws
+run side by side, one per core, each with one torch thread, so the numbers
+are the same on any core count). The
 same steps run with the tiny ALBEF on ``--albef-seeds`` (the same world,
 another VLM behind the same adapter interface; none by default, to keep the
 default run short). Prints one table (a column
 per VLM and seed) and writes it to WORK_DIR/results.{json,md}.
 
     python tools/quickstart.py [--seeds 0 1] [--albef-seeds 0]
-        [--oneshot-draws 5] [--work-dir work_dirs/quickstart]
+        [--oneshot-draws 5] [--jobs N] [--work-dir work_dirs/quickstart]
 """
 import argparse
 import glob
@@ -44,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument('--albef-seeds', type=int, nargs='*', default=[],
                    help='generator seeds for the tiny ALBEF (default none: '
                    'the README\'s ALBEF table comes from --seeds '
-                   '--albef-seeds 0, about 3.5 more minutes)')
+                   '--albef-seeds 0, about 2 more minutes)')
     p.add_argument('--num-train', type=int, default=500)
     p.add_argument('--num-val', type=int, default=200)
     p.add_argument('--data-root', default='data',
@@ -56,6 +58,10 @@ def parse_args(argv=None):
     p.add_argument('--oneshot-draws', type=int, default=5,
                    help='support draws for one-shot fine-tuning on each seed '
                    '(0 skips it)')
+    p.add_argument('--jobs', type=int, default=None,
+                   help='one-shot draws trained at the same time, one torch '
+                   'thread each, so the numbers do not depend on the core '
+                   'count (default: the CPU cores this process may use)')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='key=value overrides for every run, e.g. '
                    'model.vlm.pretrained=DIR')
@@ -154,8 +160,11 @@ def run_oneshot(config, root, work, args):
     print(f'[quickstart] one-shot fine-tuning, {args.oneshot_draws} support '
           'draws (tools/oneshot_eval.py)', flush=True)
     from oneshot_eval import run_tool
+    jobs = args.jobs or (len(os.sched_getaffinity(0))
+                         if hasattr(os, 'sched_getaffinity') else os.cpu_count())
     run_tool(['oneshot_eval.py', config, '--draws', str(args.oneshot_draws),
-              '--work-dir', work, '--cfg-options',
+              '--work-dir', work, '--jobs', str(max(1, jobs)), '--threads', '1',
+              '--cfg-options',
               f'train_dataloader.dataset.dataset.data_root={root}',
               f'test_dataloader.dataset.data_root={root}'] + args.cfg_options,
              '[quickstart] tools/oneshot_eval.py')
