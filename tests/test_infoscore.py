@@ -177,6 +177,10 @@ def test_cache_hit_and_miss(tiny_config, tmp_path):
     out4 = run(['tools/test.py', cfg, '--work-dir', work, '--cfg-options',
                 'test_dataloader.dataset.pipeline.1.scale=[48,48]'])
     assert 'cache hit' not in out4
+    # another input normalisation (the model's data_preprocessor): another one
+    out5 = run(['tools/test.py', cfg, '--work-dir', work, '--cfg-options',
+                'model.data_preprocessor.mean=[0,0,0]'])
+    assert 'cache hit' not in out5
 
 
 def test_two_process_ranking_equals_one_process(tiny_config, tmp_path):

@@ -33,7 +33,8 @@ class InfoScoreHook(Hook):
         num_images: unlabeled images to rank on.
         topk: layers to keep; None uses the model's ``topk``.
         cache: reuse an earlier result with the same model weights, class
-            names, templates, dataset and ``num_images``.
+            names, templates, dataset images, pipeline and input
+            preprocessing, and ``num_images``.
         cache_dir: where cached results live; defaults to
             ``work_dir/infoscore_cache``.
         dataloader: rank on this loop's images ('train', 'val' or 'test')
@@ -133,12 +134,21 @@ class InfoScoreHook(Hook):
         pipeline = repr(getattr(dataset, 'pipeline', ''))
         if ' at 0x' in pipeline:
             pipeline = type(getattr(dataset, 'pipeline', None)).__name__
+        # the model's own input normalisation and resizing shape the maps too
+        prep = getattr(model, 'data_preprocessor', None)
+        preprocessing = {} if prep is None else {
+            k: repr(getattr(prep, k)) for k in (
+                'size', 'size_divisor', 'pad_val', 'channel_conversion',
+                '_enable_normalize') if hasattr(prep, k)}
+        if prep is not None:
+            preprocessing.update({n: b.flatten().tolist()
+                                  for n, b in prep.named_buffers()})
         h.update(json.dumps(dict(
             classes=[list(c) for c in model.prompts.classes],
             texts=list(model.prompts.texts), itm_reduce=model.itm_reduce,
             itm_reweight=model.itm_reweight, align=model.align_corners,
             dataset=type(dataset).__name__, images=paths, num_images=n,
-            pipeline=pipeline,
+            pipeline=pipeline, preprocessing=preprocessing,
             topk=topk)).encode())
         return h.hexdigest()
 
