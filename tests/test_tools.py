@@ -137,3 +137,14 @@ def test_quickstart_table_has_a_column_per_vlm_and_seed():
     assert any(l.startswith('| **one-shot top-2 mIoU**') and
                l.endswith('| **40.0 ± 1.0** | **41.0 ± 1.0** | **35.0 ± 1.0** |')
                for l in lines)
+
+
+def test_oneshot_eval_does_not_fork_after_cuda_is_initialised(monkeypatch):
+    import sys
+    import torch
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import oneshot_eval
+    monkeypatch.setattr(sys, 'platform', 'linux')
+    assert oneshot_eval.can_fork()
+    monkeypatch.setattr(torch.cuda, 'is_initialized', lambda: True)
+    assert not oneshot_eval.can_fork()

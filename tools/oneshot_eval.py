@@ -97,6 +97,11 @@ def seed_options(config, seed, options, cache_dir=None):
 
 
 def can_fork():
+    """Whether tool runs may be forks of this process: Linux only, and not
+    once this process has initialised CUDA (a forked child cannot use it)."""
+    torch = sys.modules.get('torch')
+    if torch is not None and torch.cuda.is_initialized():
+        return False
     return sys.platform.startswith('linux') and hasattr(os, 'fork')
 
 
