@@ -103,3 +103,27 @@ def test_bad_templates_are_refused(tiny_llava_dir):
         LLaVAAdapter(pretrained=tiny_llava_dir, question='Is it there?')
     with pytest.raises(FileNotFoundError, match='llava-hf/llava-1.5-7b-hf'):
         LLaVAAdapter(pretrained='/nonexistent/llava')
+
+
+def test_tuning_gradients_reach_the_image_tokens_through_the_cache(setup):
+    """The shared [prefix, image] tokens run once into a KV cache; with
+    gradients on (one-shot tuning), the tuned layers' key/value projections
+    of the image tokens must still get their share: the gradient of the
+    summed P(yes) equals that of the full sequences through the HF model."""
+    adapter, prompts, pixels = setup
+    model = adapter.model
+    weight = adapter.decoder_layers[1].self_attn.k_proj.weight
+    weight.requires_grad_(True)
+    try:
+        ours = adapter(pixels, adapter.prompt_batch(prompts), [0])
+        (g_ours,) = torch.autograd.grad(ours['itm'].sum(), weight)
+        yes_id, no_id = adapter.answer_ids
+        total = 0
+        for ids, _, _ in full_sequences(adapter, prompts):
+            logits = model(input_ids=ids, pixel_values=pixels).logits
+            total = total + logits[0, -1, [yes_id, no_id]].softmax(-1)[0]
+        (g_full,) = torch.autograd.grad(total, weight)
+    finally:
+        weight.requires_grad_(False)
+    assert g_full.abs().max() > 0
+    torch.testing.assert_close(g_ours, g_full, atol=1e-5, rtol=1e-4)

@@ -8,11 +8,13 @@ image tokens, and the matching score is the answer to a yes/no question
 ("Is there a cat in the image? Answer yes or no.").
 """
 import contextlib
+import inspect
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmseg.registry import MODELS
+from transformers import DynamicCache
 
 from ...class_names import PromptSet
 from ..maps import gradcam_attention, reduce_attention
@@ -28,14 +30,16 @@ class LLaVAAdapter(BaseVLMAdapter):
 
     Each prompt (the segmentor's text for one class, e.g. 'cat') is put into
     ``question`` and the chat ``template``; the language model reads
-    [prefix, image tokens, question] for all prompts of a chunk in one
-    batch. In 'attention' mode the requested layers' pre-softmax scores from
-    the class-name tokens to the image tokens are recomputed from that
-    layer's input (queries of the question tokens, keys of the image tokens,
-    rotary positions applied), so the model itself keeps its efficient
-    attention everywhere. 'gradcam' mode needs the post-softmax attention in
-    the autograd graph and switches the model to eager attention for that
-    call.
+    [prefix, image tokens] once per image and keeps their keys and values
+    (a KV cache), then reads the questions of all prompts of a chunk in one
+    batch against that cache, so each prompt costs its own few tokens, not
+    the hundreds of image tokens. In 'attention' mode the requested layers'
+    pre-softmax scores from the class-name tokens to the image tokens are
+    recomputed from that layer's input (queries of the question tokens,
+    rotary positions applied) and the cached image keys, so the model itself
+    keeps its efficient attention everywhere. 'gradcam' mode needs the
+    post-softmax attention in the autograd graph and switches the model to
+    eager attention for the question pass.
 
     The matching score is P(yes) of the first answer token, normalised over
     the two answers (``answers``); GradCAM differentiates the yes-minus-no
@@ -194,31 +198,48 @@ class LLaVAAdapter(BaseVLMAdapter):
                 'supported.')
         return feats, grid
 
-    def _score_hook(self, store: List, span: Tuple[int, int], q_from: int):
-        """Pre-hook of one decoder self-attention: pre-softmax scores
-        [P, H, T, N] from the question tokens (positions ``q_from`` on) to
-        the image tokens (positions ``span``), recomputed from its input."""
+    def _score_hook(self, store: List, image_keys: torch.Tensor):
+        """Pre-hook of one decoder self-attention in the question pass:
+        pre-softmax scores [P, H, T, N] from the question tokens (its input)
+        to the image tokens, whose keys ``image_keys`` [1, Hkv, N, d] (rotary
+        positions applied) come from the prefix cache."""
         def hook(module, args, kwargs):
             hidden = kwargs['hidden_states'] if 'hidden_states' in kwargs else args[0]
-            cos, sin = kwargs['position_embeddings']
+            cos, sin = kwargs['position_embeddings']  # question positions
             P, d = hidden.shape[0], module.head_dim
-            i0, i1 = span
-            q = module.q_proj(hidden[:, q_from:])  # [P, T, H*d]
+            q = module.q_proj(hidden)  # [P, T, H*d]
             q = q.view(P, q.shape[1], -1, d).transpose(1, 2)  # [P, H, T, d]
-            # image tokens only see the shared prefix: the same in every row
-            k = module.k_proj(hidden[:1, i0:i1])
-            k = k.view(1, i1 - i0, -1, d).transpose(1, 2)  # [1, Hkv, N, d]
-            q, _ = self._rope(q, q, cos[:, q_from:], sin[:, q_from:])
-            k, _ = self._rope(k, k, cos[:1, i0:i1], sin[:1, i0:i1])
-            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # [1, H, N, d]
+            q, _ = self._rope(q, q, cos, sin)
+            k = image_keys.repeat_interleave(
+                q.shape[1] // image_keys.shape[1], dim=1)  # [1, H, N, d]
             store.append(torch.matmul(q.float(), k.float().transpose(-1, -2))
                          * module.scaling)
         return hook
 
     def _weights_hook(self, store: List):
         def hook(module, args, output):
-            store.append(output[1])  # post-softmax [P, H, S, S] (eager)
+            store.append(output[1])  # post-softmax [P, H, T, S0 + N + T] (eager)
         return hook
+
+    def _cache_arg(self, cache) -> Dict:
+        """The KV-cache keyword of the language model's forward: transformers
+        5.x is renaming ``past_key_values`` to ``cache``."""
+        params = inspect.signature(self.language_model.forward).parameters
+        return {'cache' if 'cache' in params else 'past_key_values': cache}
+
+    def prefix_cache(self, image: torch.Tensor, prefix_ids: torch.Tensor):
+        """KV cache of the shared [prefix, image] tokens of one image: image
+        [N, D], prefix_ids [S0]. Image tokens never attend to the questions,
+        so GradCAM (a gradient with respect to the questions' attention)
+        needs no graph through this pass; tuning (grad enabled by the
+        caller) keeps one."""
+        shared = torch.cat([self.embed_words(prefix_ids[None]),
+                            image[None].to(self.model.dtype)], dim=1)  # [1, S0 + N, D]
+        out = self.language_model(inputs_embeds=shared, use_cache=True)
+        cache = out.get('cache')
+        if cache is None:  # transformers before the rename
+            cache = out.past_key_values
+        return cache
 
     @contextlib.contextmanager
     def _eager(self):
@@ -229,54 +250,58 @@ class LLaVAAdapter(BaseVLMAdapter):
         finally:
             self.model.set_attn_implementation(old)
 
-    def text_forward(self, image: torch.Tensor, prefix_ids: torch.Tensor,
+    def text_forward(self, cache, prefix_len: int,
                      input_ids: torch.Tensor, attention_mask: torch.Tensor,
                      layers: Sequence[int], map_mode: str = 'attention',
                      name_mask=None, head=None):
-        """One language-model pass of P prompts against one image.
+        """One language-model pass of the questions of P prompts against
+        the :meth:`prefix_cache` of one image.
 
         Args:
-            image: projected image tokens [N, D].
-            prefix_ids: [S0] tokens before the image; input_ids,
+            cache: the image's prefix cache ([1, Hkv, S0 + N, d] per layer).
+            prefix_len: S0, the tokens before the image; input_ids,
                 attention_mask, name_mask: [P, T] tokens after it.
         Returns:
             attn [len(layers), P, N] and the yes probability [P]
         """
         P, T = input_ids.shape
-        N, S0 = image.shape[0], prefix_ids.shape[0]
+        S0, q0 = prefix_len, cache.get_seq_length()  # q0 = S0 + N
         gradcam = map_mode == 'gradcam'
-        embed = torch.cat([
-            self.embed_words(prefix_ids[None]).expand(P, -1, -1),
-            image[None].to(self.model.dtype).expand(P, -1, -1),
-            self.embed_words(input_ids)], dim=1)  # [P, S0 + N + T, D]
-        mask = torch.cat([attention_mask.new_ones(P, S0 + N), attention_mask], 1)
+        # the cache broadcast to the P prompts; the pass appends to this copy
+        past = DynamicCache(
+            ddp_cache_data=[(layer.keys.expand(P, -1, -1, -1),
+                             layer.values.expand(P, -1, -1, -1))
+                            for layer in cache.layers],
+            config=self.model.config)
         store, handles = [], []
         for l in layers:
             att = self.decoder_layers[l].self_attn
             handles.append(
                 att.register_forward_hook(self._weights_hook(store)) if gradcam
                 else att.register_forward_pre_hook(
-                    self._score_hook(store, (S0, S0 + N), S0 + N),
+                    self._score_hook(store, cache.layers[l].keys[:1, :, S0:q0]),
                     with_kwargs=True))
         try:
             with (self._eager() if gradcam else contextlib.nullcontext()), \
                     (torch.enable_grad() if gradcam else contextlib.nullcontext()):
+                embed = self.embed_words(input_ids)  # [P, T, D]
                 if gradcam and not embed.requires_grad:
                     embed = embed.detach().requires_grad_(True)
+                mask = torch.cat([attention_mask.new_ones(P, q0),
+                                  attention_mask], 1)  # [P, S0 + N + T]
                 hidden = self.language_model(
                     inputs_embeds=embed, attention_mask=mask,
-                    use_cache=False).last_hidden_state  # [P, S, D]
-                last = S0 + N + attention_mask.sum(1) - 1  # [P]
+                    use_cache=True, **self._cache_arg(past)).last_hidden_state  # [P, T, D]
+                last = attention_mask.sum(1) - 1  # [P]
                 answer = self.model.lm_head(
                     hidden[torch.arange(P), last])[:, self.answer_ids].float()  # [P, 2]
                 yes = answer.softmax(dim=-1)[:, 0]
                 if gradcam:
                     grads = torch.autograd.grad(
                         (answer[:, 0] - answer[:, 1]).sum(), store)
-                    q0 = S0 + N
                     store = [gradcam_attention(
-                        w.detach()[:, :, q0:, S0:q0].float(),
-                        g[:, :, q0:, S0:q0].float(), name_mask, head,
+                        w.detach()[:, :, :, S0:q0].float(),
+                        g[:, :, :, S0:q0].float(), name_mask, head,
                         drop_first=False) for w, g in zip(store, grads)]
                     yes = yes.detach()
                 else:
@@ -298,12 +323,13 @@ class LLaVAAdapter(BaseVLMAdapter):
         names = prompts['name_mask'].to(dev)
         attn, itm = [], []
         for b in range(inputs.shape[0]):
+            cache = self.prefix_cache(image_tokens[b], prefix)
             parts = []
             for s in range(0, ids.shape[0], self.prompt_chunk):
                 m = mask[s:s + self.prompt_chunk]
                 t = int(m.sum(1).max())  # trim padding beyond this chunk
                 parts.append(self.text_forward(
-                    image_tokens[b], prefix, ids[s:s + self.prompt_chunk, :t],
+                    cache, prefix.shape[0], ids[s:s + self.prompt_chunk, :t],
                     m[:, :t], layers, map_mode,
                     names[s:s + self.prompt_chunk, :t], head))
             attn.append(torch.cat([p[0] for p in parts], dim=1).float())  # [L, P, N]
