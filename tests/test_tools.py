@@ -3,6 +3,7 @@ tools/test.py (shipped in the mmseg wheel) on a few generated images."""
 import os
 import re
 import subprocess
+import sys
 
 import cv2
 import pytest
@@ -112,7 +113,6 @@ def test_voc21_oneshot_config_has_the_reference_schedule():
 
 
 def test_quickstart_table_has_a_column_per_vlm_and_seed():
-    import sys
     sys.path.insert(0, os.path.join(REPO, 'tools'))
     import quickstart
 
@@ -139,12 +139,66 @@ def test_quickstart_table_has_a_column_per_vlm_and_seed():
                for l in lines)
 
 
-def test_oneshot_eval_does_not_fork_after_cuda_is_initialised(monkeypatch):
-    import sys
-    import torch
+def oneshot_eval_module():
     sys.path.insert(0, os.path.join(REPO, 'tools'))
     import oneshot_eval
+    return oneshot_eval
+
+
+def test_oneshot_eval_forks_only_with_a_cpu_only_torch(monkeypatch):
+    """A GPU build may have touched CUDA while importing (is_available()
+    does), after which a forked child's CUDA fails: seen on an H100 with
+    'Cannot re-initialize CUDA in forked subprocess'."""
+    import torch
+    oneshot_eval = oneshot_eval_module()
     monkeypatch.setattr(sys, 'platform', 'linux')
+    monkeypatch.setattr(torch.version, 'cuda', None)
+    monkeypatch.setattr(torch.version, 'hip', None, raising=False)
     assert oneshot_eval.can_fork()
     monkeypatch.setattr(torch.cuda, 'is_initialized', lambda: True)
     assert not oneshot_eval.can_fork()
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, 'platform', 'linux')
+    monkeypatch.setattr(torch.version, 'cuda', '13.0')
+    assert 'built for GPUs (13.0)' in oneshot_eval.fork_problem()
+    monkeypatch.setattr(sys, 'platform', 'darwin')
+    assert oneshot_eval.fork_problem() == 'forking needs Linux'
+
+
+def test_oneshot_eval_runs_draws_in_threads_without_fork(monkeypatch,
+                                                        tmp_path):
+    """Where forks are out (GPU torch, --fresh-processes), --jobs runs draws
+    side by side in threads: results in seed order; a failing draw exits
+    with its error and the draws not yet started never start."""
+    import threading
+    import time
+    from types import SimpleNamespace
+    oneshot_eval = oneshot_eval_module()
+    monkeypatch.setattr(oneshot_eval, 'can_fork', lambda: False)
+    started, active, peak = [], [0], [0]
+    lock = threading.Lock()
+
+    def fake_draw(args, seed, work):
+        with lock:
+            started.append(seed)
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        if seed == args.fail:
+            sys.exit(f'[oneshot_eval] training draw {seed} failed (boom)')
+        return dict(seed=seed)
+
+    monkeypatch.setattr(oneshot_eval, 'run_draw', fake_draw)
+    args = SimpleNamespace(first_seed=3, draws=4, jobs=2, fail=None,
+                           fresh_processes=False)
+    draws = oneshot_eval.run_draws(args, str(tmp_path))
+    assert [d['seed'] for d in draws] == [3, 4, 5, 6]
+    assert peak[0] == 2
+    started.clear()
+    args = SimpleNamespace(first_seed=0, draws=6, jobs=2, fail=0,
+                           fresh_processes=True)
+    with pytest.raises(SystemExit, match='training draw 0 failed'):
+        oneshot_eval.run_draws(args, str(tmp_path))
+    assert 5 not in started

@@ -12,14 +12,15 @@ and for training. The standard tools run each step, each in its own process:
         [--work-dir DIR] [--jobs 1] [--threads T] [--fresh-processes]
         [--cfg-options k=v ...]
 
-On Linux those processes are forks of this one taken after it has imported
-torch, mmengine and mmseg (and before it has computed anything), which saves
-the ~5 s of imports per run; ``--fresh-processes`` starts a new interpreter
-for each instead (same results, slower). The draws share one InfoScore cache
+On Linux with a CPU-only torch those processes are forks of this one taken
+after it has imported torch, mmengine and mmseg (and before it has computed
+anything), which saves the ~5 s of imports per run; ``--fresh-processes``
+starts a new interpreter for each instead (same results, slower), as does a
+torch built for GPUs (a fork cannot use CUDA once its parent touched it). The draws share one InfoScore cache
 (WORK/infoscore_cache): the ranking is recomputed only where its inputs
 differ, e.g. when the evaluation side excludes each draw's supports.
 
-``--jobs N`` runs up to N draws at once (Linux). A CPU run's weights depend
+``--jobs N`` runs up to N draws at once. A CPU run's weights depend
 on torch's thread count (it changes the order of float sums), which defaults
 to the machine's core count; ``--threads T`` fixes it for every train/test
 run, so ``--jobs 2 --threads 1`` gives the same numbers as ``--threads 1``
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +54,7 @@ def parse_args(argv=None):
     p.add_argument('--first-seed', type=int, default=0)
     p.add_argument('--work-dir', help='default: work_dirs/<config name>_oneshot_eval')
     p.add_argument('--jobs', type=int, default=1,
-                   help='draws run at the same time (needs os.fork)')
+                   help='draws run at the same time')
     p.add_argument('--threads', type=int, default=None,
                    help='torch threads of every train/test run (default: '
                    "torch's, i.e. the number of cores)")
@@ -96,13 +98,24 @@ def seed_options(config, seed, options, cache_dir=None):
     return opts
 
 
+def fork_problem():
+    """Why tool runs may not be forks of this process, or None. Forks need
+    Linux and a CPU-only torch: once anything in a process has asked CUDA
+    for its devices (``torch.cuda.is_available()`` does; some imports do),
+    a forked child cannot initialise CUDA, so with a CUDA or ROCm build the
+    runs start fresh interpreters instead."""
+    if not (sys.platform.startswith('linux') and hasattr(os, 'fork')):
+        return 'forking needs Linux'
+    import torch
+    gpu = torch.version.cuda or getattr(torch.version, 'hip', None)
+    if gpu or torch.cuda.is_initialized():
+        return (f'this torch is built for GPUs ({gpu}), which a forked '
+                'process cannot use')
+    return None
+
+
 def can_fork():
-    """Whether tool runs may be forks of this process: Linux only, and not
-    once this process has initialised CUDA (a forked child cannot use it)."""
-    torch = sys.modules.get('torch')
-    if torch is not None and torch.cuda.is_initialized():
-        return False
-    return sys.platform.startswith('linux') and hasattr(os, 'fork')
+    return fork_problem() is None
 
 
 def preload():
@@ -233,11 +246,10 @@ def run_draws(args, work):
     in a fork of this process that writes WORK/draw_d/oneshot_draw.json."""
     from mmseg_powerone.utils import atomic_write
     seeds = [args.first_seed + i for i in range(args.draws)]
-    if args.jobs == 1 or len(seeds) == 1 or not can_fork():
-        if args.jobs > 1 and not can_fork():
-            print('[oneshot_eval] --jobs needs os.fork; running the draws '
-                  'one after another', flush=True)
+    if args.jobs == 1 or len(seeds) == 1:
         return [run_draw(args, seed, work) for seed in seeds]
+    if args.fresh_processes or not can_fork():
+        return run_draws_in_threads(args, seeds, work)
 
     def result_file(seed):
         return os.path.join(work, f'draw_{seed}', 'oneshot_draw.json')
@@ -267,6 +279,19 @@ def run_draws(args, work):
         with open(result_file(seed)) as f:
             draws.append(json.load(f))
     return draws
+
+
+def run_draws_in_threads(args, seeds, work):
+    """Every draw's result, in seed order, up to ``args.jobs`` at once in
+    threads of this process, each waiting on fresh-interpreter tool runs; a
+    failing draw cancels the draws not yet started and exits with its
+    error once the running ones have finished."""
+    pool = ThreadPoolExecutor(args.jobs)
+    futures = [pool.submit(run_draw, args, seed, work) for seed in seeds]
+    try:
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def summarise(draws):
