@@ -51,8 +51,9 @@ def vlm_case(request):
         d = request.getfixturevalue('tiny_albef_dir')
         return dict(type=kind, checkpoint=os.path.join(d, 'albef.pth'),
                     tokenizer=d, vision_heads=4, text_heads=4), {}
+    # float32 also where CUDA is visible ('auto' would load bf16 there)
     return dict(type=kind, pretrained=request.getfixturevalue(
-        'tiny_llava_dir')), dict(prompt_templates=['{}'])
+        'tiny_llava_dir'), torch_dtype='float32'), dict(prompt_templates=['{}'])
 
 
 @pytest.fixture

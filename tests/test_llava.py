@@ -11,7 +11,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 def setup(tiny_llava_dir):
     from mmseg_powerone.class_names import build_prompts
     from mmseg_powerone.models.adapters.llava import LLaVAAdapter
-    adapter = LLaVAAdapter(pretrained=tiny_llava_dir)
+    adapter = LLaVAAdapter(pretrained=tiny_llava_dir, torch_dtype='float32')
     prompts = build_prompts([['sky', 'grass'], ['cat'], ['dog', 'puppy']],
                             ['{}', 'a photo of {}'], multi_prompt=True)
     pixels = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
