@@ -306,7 +306,8 @@ def measure(args, vlm, size, model_dir):
                 timer = StageTimer(seg, args.device)
                 t, peak = timed(lambda: seg.encode_decode(x), args.repeat,
                                 args.device, args.amp, timer)
-                row.update(ours_s=t / B, peak_gib=peak / 2**30)
+                row.update(ours_s=t / B, images_per_s=B / t,
+                           peak_gib=peak / 2**30)
                 for stage in ('vision', 'text', 'crf'):
                     row[f'{stage}_s'] = timer.times[stage] / args.repeat / B
                 row['maps_s'] = max(0.0, row['ours_s'] - row['vision_s']
@@ -390,19 +391,18 @@ def markdown(rows, summary, args, device_name):
              f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}. '
              'Seconds per image (mean of '
              f'{args.repeat}), peak resident memory.', '',
-             '| VLM | px | mode | P | batch | floor | ours | vision | text | '
-             'maps | CRF | naive | peak GiB |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '| VLM | px | mode | P | batch | floor | ours | images/s | vision '
+             '| text | maps | CRF | naive | peak GiB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
 
-    def f(r, k):
-        return f'{r[k]:.3f}' if k in r else ''
+    def f(r, k, fmt='.3f'):
+        return format(r[k], fmt) if k in r else ''
     for r in rows:
-        lines.append(
-            f"| {r['vlm']} | {r['size']} | {r['mode']} | {r['prompts']} | "
-            f"{r['batch']} | {f(r, 'floor_s')} | {f(r, 'ours_s')} | "
-            f"{f(r, 'vision_s')} | {f(r, 'text_s')} | {f(r, 'maps_s')} | "
-            f"{f(r, 'crf_s')} | {f(r, 'naive_s')} | "
-            + (f"{r['peak_gib']:.2f}" if 'peak_gib' in r else '') + ' |')
+        cells = [r['vlm'], r['size'], r['mode'], r['prompts'], r['batch'],
+                 f(r, 'floor_s'), f(r, 'ours_s'), f(r, 'images_per_s', '.1f'),
+                 f(r, 'vision_s'), f(r, 'text_s'), f(r, 'maps_s'),
+                 f(r, 'crf_s'), f(r, 'naive_s'), f(r, 'peak_gib', '.2f')]
+        lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
     lines += ['', '| VLM | px | ratio | value |', '|---|---|---|---|']
     for s in summary:
         for k, v in s.items():
