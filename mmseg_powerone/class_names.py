@@ -57,6 +57,15 @@ class PromptSet:
     def num_prompts(self) -> int:
         return len(self.texts)
 
+    def entry_names(self, group_background: bool = True) -> List[str]:
+        """Names of the entries ``group_prompts`` returns: the classes, or
+        (``group_background=False``) each background prompt's name followed
+        by classes 1..C-1."""
+        if group_background or not self.has_background:
+            return self.class_names
+        return [n for n, c in zip(self.names, self.class_index)
+                if c == 0] + self.class_names[1:]
+
 
 def _split_line(line: str, where: str) -> Tuple[str, ...]:
     names = tuple(n.strip() for n in line.split(','))

@@ -140,14 +140,17 @@ def test_hook_sets_layers_in_runner_test_loop(tiny_config, tmp_path):
     assert saved['num_images'] == 5
     assert model.layers == saved['selected'] and len(model.layers) == 2
     assert (tmp_path / 'work' / 'infoscore.png').stat().st_size > 1000
-    # The JSON agrees with a recomputation straight from layer_maps.
-    acc = InfoScoreAccumulator(3, 3)
+    # The JSON agrees with a recomputation straight from layer_maps, whose
+    # marginal keeps the background prompts apart (DESIGN.md, reference).
+    assert saved['marginal_entries'] == ['sky', 'grass', 'cat', 'dog']
+    acc = InfoScoreAccumulator(3, 4)
     ds = runner.test_dataloader.dataset
     with torch.no_grad():
         for i in range(5):
             data = model.data_preprocessor(
                 runner.test_dataloader.collate_fn([ds[i]]), False)
-            maps = model.layer_maps(data['inputs'], [0, 1, 2])['maps']
+            maps = model.layer_maps(data['inputs'], [0, 1, 2],
+                                    group_background=False)['maps']
             acc.update(class_marginals(maps, data['inputs'].shape[2:], True))
     ref = acc.finalize(2)
     np.testing.assert_allclose(saved['infoscore'], ref['infoscore'], rtol=1e-6)

@@ -365,3 +365,27 @@ def test_gradcam_is_training_free_only(build_segmentor):
         build_segmentor(map_mode='gradcam', gradcam_head=7)
     with pytest.raises(ValueError, match='gradcam_head=0: needs'):
         build_segmentor(gradcam_head=0)
+
+
+def test_layer_maps_can_keep_background_prompts_apart(build_segmentor):
+    """InfoScore's marginal (DESIGN.md): each background prompt its own
+    entry, in prompt order, then classes 1..C-1; summing the background
+    entries gives the grouped class 0."""
+    seg = build_segmentor(class_names=['sky, grass, tree', 'cat', 'dog, hound'],
+                          multi_prompt=True)
+    x = image(seed=3)
+    grouped = seg.layer_maps(x, [0, 2])['maps']  # [1, 2, 3, h, w]
+    apart = seg.layer_maps(x, [0, 2], group_background=False)['maps']
+    assert apart.shape[2] == 3 + 2
+    assert seg.prompts.entry_names(group_background=False) == [
+        'sky', 'grass', 'tree', 'cat', 'dog']
+    assert seg.prompts.entry_names() == ['sky', 'cat', 'dog']
+    torch.testing.assert_close(apart[:, :, :3].sum(2), grouped[:, :, 0])
+    torch.testing.assert_close(apart[:, :, 3:], grouped[:, :, 1:])
+    assert not torch.allclose(apart[:, :, 0], apart[:, :, 1])
+    # no background class: nothing to keep apart
+    seg = build_segmentor(class_names=['sky, tree', 'cat'], has_background=False,
+                          multi_prompt=True)
+    torch.testing.assert_close(
+        seg.layer_maps(x, [1], group_background=False)['maps'],
+        seg.layer_maps(x, [1])['maps'])

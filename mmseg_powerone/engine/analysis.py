@@ -38,23 +38,30 @@ def iter_preprocessed(model, dataloader, num_images: Optional[int] = None,
 @torch.no_grad()
 def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
     """InfoScore of every attention layer on the first ``num_images``
-    images (labels unused), all layers from one forward pass per image."""
+    images (labels unused), all layers from one forward pass per image.
+
+    The marginal runs over the background prompts one by one and the other
+    classes (DESIGN.md, as the reference code does): with background
+    synonyms, a layer that tells backgrounds apart spreads its background
+    mass over several entries across the dataset."""
     if num_images < 1:
         raise ValueError(f'num_images={num_images}: InfoScore needs at least '
                          'one image.')
     layers = list(range(model.adapter.num_layers))
-    acc = InfoScoreAccumulator(len(layers), model.num_classes)
+    entries = model.prompts.entry_names(group_background=False)
+    acc = InfoScoreAccumulator(len(layers), len(entries))
     was_training = model.training
     model.eval()
     try:
         for inputs, _ in iter_preprocessed(model, dataloader, num_images):
-            maps = model.layer_maps(inputs, layers)['maps']  # [B, L, C, h, w]
+            maps = model.layer_maps(inputs, layers, group_background=False)[
+                'maps']  # [B, L, P_bg + C - 1, h, w]
             acc.update(class_marginals(maps, inputs.shape[2:],
                                        model.align_corners))
     finally:
         model.train(was_training)
     acc.all_reduce()
-    return acc.finalize(topk)
+    return dict(acc.finalize(topk), marginal_entries=entries)
 
 
 @torch.no_grad()

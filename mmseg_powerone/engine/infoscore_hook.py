@@ -149,7 +149,7 @@ class InfoScoreHook(Hook):
             itm_reweight=model.itm_reweight, align=model.align_corners,
             dataset=type(dataset).__name__, images=paths, num_images=n,
             pipeline=pipeline, preprocessing=preprocessing,
-            topk=topk)).encode())
+            topk=topk, marginal='background prompts separate')).encode())
         return h.hexdigest()
 
 

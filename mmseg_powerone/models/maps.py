@@ -20,17 +20,20 @@ def prompt_softmax_itm(attn: torch.Tensor, itm: torch.Tensor) -> torch.Tensor:
 
 
 def group_prompts(maps: torch.Tensor, class_index: Sequence[int],
-                  num_classes: int, has_background: bool = True) -> torch.Tensor:
+                  num_classes: int, has_background: bool = True,
+                  group_background: bool = True) -> torch.Tensor:
     """Step 5: prompts to classes. Background (class 0, if
     ``has_background``) sums its prompts, every other class takes the max
-    over its prompts.
+    over its prompts. ``group_background=False`` keeps the background
+    prompts as separate entries in front of classes 1..C-1 (InfoScore's
+    marginal, as in the reference code).
 
     Args:
         maps: per-prompt maps, [B, L, P, N].
         class_index: the class of each prompt, length P.
         num_classes: C; every class must own at least one prompt.
     Returns:
-        [B, L, C, N]
+        [B, L, C, N], or [B, L, P_bg + C - 1, N] without grouping
     """
     idx = torch.as_tensor(class_index, device=maps.device)
     bg = (idx == 0) if has_background else torch.zeros_like(idx, dtype=torch.bool)
@@ -40,7 +43,9 @@ def group_prompts(maps: torch.Tensor, class_index: Sequence[int],
         2, fg_idx, maps[:, :, ~bg], reduce='amax', include_self=False)
     if not has_background:
         return fg_map
-    bg_map = maps[:, :, bg].sum(dim=2, keepdim=True)  # [B, L, 1, N]
+    bg_map = maps[:, :, bg]  # [B, L, P_bg, N]
+    if group_background:
+        bg_map = bg_map.sum(dim=2, keepdim=True)  # [B, L, 1, N]
     return torch.cat([bg_map, fg_map[:, :, 1:]], dim=2)
 
 

@@ -277,17 +277,21 @@ class VLMAttentionSegmentor(BaseSegmentor):
         return self.adapter.encode_image(inputs)
 
     def layer_maps(self, inputs: Tensor,
-                   layers: Optional[Sequence[int]] = None) -> Dict[str, Tensor]:
+                   layers: Optional[Sequence[int]] = None,
+                   group_background: bool = True) -> Dict[str, Tensor]:
         """Per-layer class maps (DESIGN.md section 1, steps 1-5).
 
         Args:
             inputs: preprocessed images, [B, 3, H, W].
             layers: attention layers; defaults to the configured ``layers``.
+            group_background: False keeps the background prompts as
+                separate entries before classes 1..C-1 (InfoScore's
+                marginal) instead of summing them into class 0.
         Returns:
             dict(maps=[B, len(layers), C, h, w], itm=[B, P]); ``maps`` are
             softmax-over-prompts times ITM (if ``itm_reweight``), grouped
-            into classes, before
-            upsampling and ensembling.
+            into classes, before upsampling and ensembling. Without
+            grouping, C is replaced by P_bg + C - 1.
         """
         if layers is None:
             if self.layers is None:
@@ -307,7 +311,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         weight = out['itm'] if self.itm_reweight else torch.ones_like(out['itm'])
         maps = prompt_softmax_itm(out['attn'], weight)  # [B, L, P, h*w]
         maps = group_prompts(maps, self.prompts.class_index, self.num_classes,
-                             self.has_background)  # [B, L, C, h*w]
+                             self.has_background,
+                             group_background)  # [B, L, C, h*w]
         B, L, C, _ = maps.shape
         return dict(maps=maps.view(B, L, C, h, w), itm=out['itm'])
 
