@@ -10,8 +10,12 @@ CLASSES = ['sky, grass, tree', 'cat', 'dog, puppy, hound']
 
 def reference_layer_maps(adapter, prompts, pixels, layers, itm_reduce):
     """DESIGN.md section 1 steps 1-5 written out with loops, from the
-    tensors of the Hugging Face model's own forward pass."""
-    model, tok = adapter.model, adapter.tokenizer
+    tensors of the Hugging Face model's own forward pass (a fresh,
+    unpatched copy: the adapter runs the vision attention through SDPA)."""
+    from transformers import BlipForImageTextRetrieval
+    model = BlipForImageTextRetrieval.from_pretrained(
+        adapter.pretrained, attn_implementation='eager').eval()
+    tok = adapter.tokenizer
     enc = tok(list(prompts.texts), padding=True, return_tensors='pt')
     ids, mask = enc['input_ids'], enc['attention_mask']
     P, T = ids.shape
@@ -389,3 +393,18 @@ def test_layer_maps_can_keep_background_prompts_apart(build_segmentor):
     torch.testing.assert_close(
         seg.layer_maps(x, [1], group_background=False)['maps'],
         seg.layer_maps(x, [1])['maps'])
+
+
+def test_vision_tokens_equal_the_hugging_face_eager_forward(build_segmentor):
+    """The adapter's SDPA vision attention changes speed, not results."""
+    from transformers import BlipForImageTextRetrieval
+    adapter = build_segmentor().adapter
+    hf = BlipForImageTextRetrieval.from_pretrained(
+        adapter.pretrained, attn_implementation='eager').eval()
+    x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ours, grid = adapter.encode_image(x)
+        ref = hf.vision_model(pixel_values=x,
+                              interpolate_pos_encoding=True).last_hidden_state
+    assert grid == (3, 4)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)

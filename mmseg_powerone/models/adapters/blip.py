@@ -1,8 +1,10 @@
 """BLIP (Hugging Face ``BlipForImageTextRetrieval``) behind the adapter
 interface."""
+import types
 from typing import Dict, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from .base import check_prompt_chunk, weights_fingerprint
@@ -49,6 +51,9 @@ class BLIPAdapter(FusionEncoderAdapter):
         self.num_heads = text_cfg.num_attention_heads
         self.max_tokens = text_cfg.max_position_embeddings
         self.patch_size = self.model.config.vision_config.patch_size
+        for layer in self.model.vision_model.encoder.layers:
+            layer.self_attn.forward = types.MethodType(
+                _sdpa_vision_attention, layer.self_attn)
         self._init_fusion()
 
     def signature(self) -> Dict:
@@ -67,3 +72,18 @@ class BLIPAdapter(FusionEncoderAdapter):
         grid = (inputs.shape[2] // self.patch_size,
                 inputs.shape[3] // self.patch_size)
         return out.last_hidden_state, grid  # [B, 1 + h*w, Dv]
+
+
+def _sdpa_vision_attention(self, hidden_states: torch.Tensor, **kwargs):
+    """``BlipAttention.forward`` of the vision encoder through
+    ``scaled_dot_product_attention``: the same output up to float rounding,
+    without materialising the [B, H, N, N] probabilities (transformers' BLIP
+    is eager-only), which made batches slower per image on CPU. Returns no
+    attention probabilities; nothing here reads the vision ones."""
+    B, N, D = hidden_states.shape
+    qkv = self.qkv(hidden_states).view(B, N, 3, self.num_heads, D // self.num_heads)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, N, d]
+    out = F.scaled_dot_product_attention(
+        q, k, v, dropout_p=self.dropout.p if self.training else 0.0,
+        scale=self.scale)  # [B, H, N, d]
+    return self.projection(out.transpose(1, 2).reshape(B, N, D)), None
