@@ -67,3 +67,19 @@ def test_benchmark_rejects_bad_arguments(tmp_path):
                            '0'], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2 and '--prompts values must be positive' \
         in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc heap')
+def test_peak_memory_does_not_count_what_an_earlier_setting_freed():
+    """Small freed blocks stay in glibc's heap and in the RSS; PeakMemory
+    hands them back first, so a later block is measured on its own."""
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import benchmark
+    before = benchmark.PeakMemory.rss()
+    chunks = [torch.ones(16 * 1024) for _ in range(8 * 1024)]  # 512 MiB in 64 KiB
+    grown = benchmark.PeakMemory.rss() - before
+    del chunks
+    with benchmark.PeakMemory('cpu') as mem:
+        pass
+    assert grown > 400 * 2**20
+    assert mem.peak - before < grown / 4
