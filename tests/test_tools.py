@@ -156,7 +156,7 @@ def test_oneshot_eval_forks_only_with_a_cpu_only_torch(monkeypatch):
     monkeypatch.setattr(torch.version, 'hip', None, raising=False)
     assert oneshot_eval.can_fork()
     monkeypatch.setattr(torch.cuda, 'is_initialized', lambda: True)
-    assert not oneshot_eval.can_fork()
+    assert oneshot_eval.fork_problem() == 'this process has initialised CUDA'
     monkeypatch.undo()
     monkeypatch.setattr(sys, 'platform', 'linux')
     monkeypatch.setattr(torch.version, 'cuda', '13.0')

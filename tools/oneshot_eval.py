@@ -16,9 +16,10 @@ On Linux with a CPU-only torch those processes are forks of this one taken
 after it has imported torch, mmengine and mmseg (and before it has computed
 anything), which saves the ~5 s of imports per run; ``--fresh-processes``
 starts a new interpreter for each instead (same results, slower), as does a
-torch built for GPUs (a fork cannot use CUDA once its parent touched it). The draws share one InfoScore cache
-(WORK/infoscore_cache): the ranking is recomputed only where its inputs
-differ, e.g. when the evaluation side excludes each draw's supports.
+torch built for GPUs (a fork cannot use CUDA once its parent touched it).
+The draws share one InfoScore cache (WORK/infoscore_cache): the ranking is
+recomputed only where its inputs differ, e.g. when the evaluation side
+excludes each draw's supports.
 
 ``--jobs N`` runs up to N draws at once. A CPU run's weights depend
 on torch's thread count (it changes the order of float sums), which defaults
@@ -39,8 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ('mIoU', 'mAcc', 'aAcc')
@@ -108,9 +109,11 @@ def fork_problem():
         return 'forking needs Linux'
     import torch
     gpu = torch.version.cuda or getattr(torch.version, 'hip', None)
-    if gpu or torch.cuda.is_initialized():
+    if gpu:
         return (f'this torch is built for GPUs ({gpu}), which a forked '
                 'process cannot use')
+    if torch.cuda.is_initialized():
+        return 'this process has initialised CUDA'
     return None
 
 
@@ -243,7 +246,8 @@ def run_draw(args, seed, work):
 
 def run_draws(args, work):
     """Every draw's result, in seed order; up to ``args.jobs`` at once, each
-    in a fork of this process that writes WORK/draw_d/oneshot_draw.json."""
+    in a fork of this process that writes WORK/draw_d/oneshot_draw.json
+    (or, where runs are fresh interpreters, in a thread waiting on them)."""
     from mmseg_powerone.utils import atomic_write
     seeds = [args.first_seed + i for i in range(args.draws)]
     if args.jobs == 1 or len(seeds) == 1:
@@ -323,8 +327,13 @@ def main(argv=None):
     from mmseg_powerone.utils import atomic_write
     name = os.path.splitext(os.path.basename(args.config))[0]
     work = args.work_dir or os.path.join('work_dirs', f'{name}_oneshot_eval')
-    if not args.fresh_processes and can_fork():
-        preload()
+    if not args.fresh_processes:
+        problem = fork_problem()
+        if problem:
+            print(f'[oneshot_eval] every run starts a fresh interpreter: '
+                  f'{problem}.', flush=True)
+        else:
+            preload()
     draws = run_draws(args, work)
     result = dict(config=args.config, cfg_options=args.cfg_options,
                   threads=args.threads, jobs=args.jobs, draws=draws, summary=summarise(draws),
