@@ -8,8 +8,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(args, cwd=REPO):
-    proc = subprocess.run([sys.executable] + args, cwd=cwd,
+def run(args, cwd=REPO, env=None):
+    proc = subprocess.run([sys.executable] + args, cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]

@@ -336,7 +336,8 @@ def main(argv=None):
             preload()
     draws = run_draws(args, work)
     result = dict(config=args.config, cfg_options=args.cfg_options,
-                  threads=args.threads, jobs=args.jobs, draws=draws, summary=summarise(draws),
+                  threads=args.threads, jobs=args.jobs, draws=draws,
+                  summary=summarise(draws),
                   std='sample standard deviation over draws')
     os.makedirs(work, exist_ok=True)
     with atomic_write(os.path.join(work, 'oneshot_eval.json'), 'w') as f:
