@@ -110,6 +110,54 @@ def test_infoscore_model_without_hook_says_how_to_fix(build_segmentor):
 
 
 # ---------------------------------------------------------------- runner
+def test_ranking_uses_single_prompt_mode_whatever_the_model_predicts_with(
+        build_segmentor):
+    """DESIGN.md: InfoScore ranks in single-prompt mode (first template,
+    objects by their first name, every background synonym), so a
+    multi-prompt, multi-template model ranks its layers exactly as the
+    single-prompt model of the same classes does."""
+    from mmseg.structures import SegDataSample
+
+    from mmseg_powerone.engine.analysis import rank_layers
+    templates = ['Image of {}.', 'A photo of {}.']
+    multi = build_segmentor(multi_prompt=True, prompt_templates=templates)
+    single = build_segmentor()
+    assert single.ranking_prompts is single.prompts
+    assert multi.ranking_prompts.texts == single.prompts.texts == (
+        'Image of sky.', 'Image of grass.', 'Image of tree.', 'Image of cat.',
+        'Image of dog.')
+    assert len(multi.prompts.texts) == 2 * 7
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    a = multi.layer_maps(x, [0, 2], group_background=False, single_prompt=True)
+    b = single.layer_maps(x, [0, 2], group_background=False)
+    torch.testing.assert_close(a['maps'], b['maps'])
+    # the model's own prompts would give each background synonym once per
+    # template (6 entries) and objects the max over their synonyms
+    assert multi.layer_maps(x, [0, 2], group_background=False)[
+        'maps'].shape[2] == 3 * 2 + 2
+
+    def stack(batch):
+        return dict(inputs=torch.stack([d['inputs'] for d in batch]),
+                    data_samples=[d['data_samples'] for d in batch])
+
+    class Loader:  # what iter_preprocessed reads of a dataloader
+        batch_size = 2
+        collate_fn = staticmethod(stack)
+        dataset = [dict(inputs=torch.randn(3, 64, 64, generator=g),
+                        data_samples=SegDataSample()) for _ in range(4)]
+
+    r_multi = rank_layers(multi, Loader(), 4, 2)
+    r_single = rank_layers(single, Loader(), 4, 2)
+    np.testing.assert_allclose(r_multi['infoscore'], r_single['infoscore'],
+                               rtol=1e-5)
+    assert r_multi['marginal_entries'] == ['sky', 'grass', 'tree', 'cat', 'dog']
+    # new class names: the ranking set follows them
+    multi.set_class_names(['wall, floor', 'car, auto'])
+    assert multi.ranking_prompts.texts == ('Image of wall.', 'Image of floor.',
+                                           'Image of car.')
+
+
 from helpers import REPO, dist_env, metrics_of, run  # noqa: E402
 
 

@@ -40,21 +40,24 @@ def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
     """InfoScore of every attention layer on the first ``num_images``
     images (labels unused), all layers from one forward pass per image.
 
-    The marginal runs over the background prompts one by one and the other
-    classes (DESIGN.md, as the reference code does): with background
-    synonyms, a layer that tells backgrounds apart spreads its background
-    mass over several entries across the dataset."""
+    Single-prompt mode (DESIGN.md): the first template, objects by their
+    first name, whatever the model predicts with. The marginal runs over
+    the background prompts one by one and the other classes (as the
+    reference code does): with background synonyms, a layer that tells
+    backgrounds apart spreads its background mass over several entries
+    across the dataset."""
     if num_images < 1:
         raise ValueError(f'num_images={num_images}: InfoScore needs at least '
                          'one image.')
     layers = list(range(model.adapter.num_layers))
-    entries = model.prompts.entry_names(group_background=False)
+    entries = model.ranking_prompts.entry_names(group_background=False)
     acc = InfoScoreAccumulator(len(layers), len(entries))
     was_training = model.training
     model.eval()
     try:
         for inputs, _ in iter_preprocessed(model, dataloader, num_images):
-            maps = model.layer_maps(inputs, layers, group_background=False)[
+            maps = model.layer_maps(inputs, layers, group_background=False,
+                                    single_prompt=True)[
                 'maps']  # [B, L, P_bg + C - 1, h, w]
             acc.update(class_marginals(maps, inputs.shape[2:],
                                        model.align_corners))

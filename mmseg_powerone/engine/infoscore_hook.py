@@ -145,7 +145,8 @@ class InfoScoreHook(Hook):
                                   for n, b in prep.named_buffers()})
         h.update(json.dumps(dict(
             classes=[list(c) for c in model.prompts.classes],
-            texts=list(model.prompts.texts), itm_reduce=model.itm_reduce,
+            texts=list(model.ranking_prompts.texts),
+            itm_reduce=model.itm_reduce,
             itm_reweight=model.itm_reweight, align=model.align_corners,
             dataset=type(dataset).__name__, images=paths, num_images=n,
             pipeline=pipeline, preprocessing=preprocessing,

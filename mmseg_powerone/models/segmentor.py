@@ -12,7 +12,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
-from ..class_names import DEFAULT_TEMPLATES, build_prompts
+from ..class_names import DEFAULT_TEMPLATES, PromptSet, build_prompts
 from .maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                    prompt_softmax_itm, upsampled_argmax)
 
@@ -159,6 +159,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False
         self._tokens = None
+        self._ranking = None  # (single-prompt PromptSet, its tokens)
         if self.train_cfg:
             if self.train_cfg.tune_embeddings == 'class_tokens':
                 self.adapter.add_token_offsets(
@@ -258,6 +259,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.prompts = build_prompts(class_names, self.prompt_templates,
                                      self.multi_prompt, self.has_background)
         self._tokens = None
+        self._ranking = None
 
     def set_layers(self, layers: Sequence[int], infoscore: Optional[dict] = None):
         """Use these layers from now on (e.g. InfoScore's top-k)."""
@@ -265,11 +267,31 @@ class VLMAttentionSegmentor(BaseSegmentor):
         if infoscore is not None:
             self.infoscore = infoscore
 
-    def prompt_tokens(self) -> Dict[str, Tensor]:
-        """The tokenised prompts (computed once)."""
+    def prompt_tokens(self, single_prompt: bool = False) -> Dict[str, Tensor]:
+        """The tokenised prompts (computed once); ``single_prompt`` gives
+        those of :attr:`ranking_prompts`."""
         if self._tokens is None:
             self._tokens = self.adapter.prompt_batch(self.prompts)
-        return self._tokens
+        if not single_prompt or self.ranking_prompts is self.prompts:
+            return self._tokens
+        if self._ranking[1] is None:
+            self._ranking = (self._ranking[0],
+                             self.adapter.prompt_batch(self._ranking[0]))
+        return self._ranking[1]
+
+    @property
+    def ranking_prompts(self) -> PromptSet:
+        """The single-prompt set InfoScore ranks layers with (DESIGN.md):
+        the first template, each object class by its first name, every
+        background synonym. The model's own prompts when they are that."""
+        if self._ranking is None:
+            single = build_prompts([list(c) for c in self.prompts.classes],
+                                   self.prompt_templates[:1], False,
+                                   self.has_background)
+            self._ranking = ((self.prompts, None)
+                             if single.texts == self.prompts.texts
+                             else (single, None))
+        return self._ranking[0]
 
     # ------------------------------------------------------------- method
     def extract_feat(self, inputs: Tensor):
@@ -278,7 +300,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
 
     def layer_maps(self, inputs: Tensor,
                    layers: Optional[Sequence[int]] = None,
-                   group_background: bool = True) -> Dict[str, Tensor]:
+                   group_background: bool = True,
+                   single_prompt: bool = False) -> Dict[str, Tensor]:
         """Per-layer class maps (DESIGN.md section 1, steps 1-5).
 
         Args:
@@ -287,6 +310,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
             group_background: False keeps the background prompts as
                 separate entries before classes 1..C-1 (InfoScore's
                 marginal) instead of summing them into class 0.
+            single_prompt: use :attr:`ranking_prompts` (InfoScore's
+                single-prompt mode) instead of the model's prompts.
         Returns:
             dict(maps=[B, len(layers), C, h, w], itm=[B, P]); ``maps`` are
             softmax-over-prompts times ITM (if ``itm_reweight``), grouped
@@ -304,13 +329,14 @@ class VLMAttentionSegmentor(BaseSegmentor):
             layers = self.layers
         else:
             layers = self._check_layers(layers)
-        out = self.vlm(inputs, self.prompt_tokens(), layers,
+        prompts = self.ranking_prompts if single_prompt else self.prompts
+        out = self.vlm(inputs, self.prompt_tokens(single_prompt), layers,
                        itm_reduce=self.itm_reduce, map_mode=self.map_mode,
                        head=self.gradcam_head)
         h, w = out['grid']
         weight = out['itm'] if self.itm_reweight else torch.ones_like(out['itm'])
         maps = prompt_softmax_itm(out['attn'], weight)  # [B, L, P, h*w]
-        maps = group_prompts(maps, self.prompts.class_index, self.num_classes,
+        maps = group_prompts(maps, prompts.class_index, self.num_classes,
                              self.has_background,
                              group_background)  # [B, L, C, h*w]
         B, L, C, _ = maps.shape
