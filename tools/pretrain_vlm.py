@@ -60,6 +60,10 @@ def parse_args(argv=None):
     p.add_argument('--bow-steps', type=int, default=800,
                    help='first stage: the vision encoder predicts the words '
                    'of each caption (bag-of-words captioning)')
+    p.add_argument('--bow-pool', choices=('mean', 'max'), default='mean',
+                   help='warm-up head on the mean of the patch tokens, or '
+                   'per patch with the max over patches (each word must be '
+                   'seen in some patch, which keeps evidence local)')
     p.add_argument('--pool', type=int, default=20000,
                    help='pretraining images (a split of their own)')
     p.add_argument('--curriculum', type=float, default=0.15,
@@ -354,8 +358,11 @@ def bow_stage(model, imgs, scenes, rng, args):
         idx = rng.choice(len(imgs), size=args.batch, replace=False)
         target = torch.tensor([[w in caption_words(scenes[i]) for w in vocab]
                                for i in idx], dtype=torch.float32)
-        feats = arch.image_tokens(model, to_pixels(imgs[idx]))
-        logits = head(feats[:, 1:].mean(1))
+        feats = arch.image_tokens(model, to_pixels(imgs[idx]))[:, 1:]
+        if args.bow_pool == 'mean':
+            logits = head(feats.mean(1))  # [B, V]
+        else:
+            logits = head(feats).amax(1)  # [B, N, V] -> [B, V]
         loss = F.binary_cross_entropy_with_logits(logits, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -407,11 +414,15 @@ def write_readme(out_dir, report):
               'vision_heads=4, text_heads=4)`)').format(
                   params=f"{report['parameters'] / 1e6:.2f}")
     name = ARCHES[report.get('arch', 'blip')].name
+    warm_up = ('a bag-of-words captioning warm-up of the vision encoder '
+               '(each caption word predicted by its best patch: max over '
+               'patches)' if report.get('bow_pool') == 'max' else
+               'a bag-of-words captioning warm-up of the vision encoder')
     text = f"""# Tiny {name} for the embedded shapes world
 
 {layout} trained by
 `tools/pretrain_vlm.py` on synthetic image-caption pairs only (it never sees
-a mask): a bag-of-words captioning warm-up of the vision encoder, then
+a mask): {warm_up}, then
 image-text contrastive + image-text matching with hard negatives (one word
 swapped, and captions of other images mined from contrastive scores).
 
@@ -504,7 +515,7 @@ def main(argv=None):
         wall_time_min=round(wall / 60, 2), threads=args.threads,
         machine=platform.processor() or platform.machine(),
         parameters=n_params, heldout=args.heldout, final_train=final,
-        bow_final_loss=bow_loss, presence_auroc=auroc)
+        bow_pool=args.bow_pool, bow_final_loss=bow_loss, presence_auroc=auroc)
     with open(os.path.join(tmp, 'pretrain_report.json'), 'w') as f:
         json.dump(report, f, indent=2)
     write_readme(tmp, report)
