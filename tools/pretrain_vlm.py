@@ -60,10 +60,11 @@ def parse_args(argv=None):
     p.add_argument('--bow-steps', type=int, default=800,
                    help='first stage: the vision encoder predicts the words '
                    'of each caption (bag-of-words captioning)')
-    p.add_argument('--bow-pool', choices=('mean', 'max'), default='mean',
-                   help='warm-up head on the mean of the patch tokens, or '
-                   'per patch with the max over patches (each word must be '
-                   'seen in some patch, which keeps evidence local)')
+    p.add_argument('--bow-pool', choices=('mean', 'max'), default='max',
+                   help='warm-up head per patch with the max over patches '
+                   '(each word must be seen in some patch, which keeps '
+                   'evidence local; the shipped models), or on the mean of '
+                   'the patch tokens (segments far worse)')
     p.add_argument('--pool', type=int, default=20000,
                    help='pretraining images (a split of their own)')
     p.add_argument('--curriculum', type=float, default=0.15,
