@@ -23,10 +23,12 @@ def test_render_is_deterministic_and_seeds_differ():
 
 
 def test_images_hold_one_to_three_distinct_classes():
-    counts = []
+    counts, kinds = [], []
     for i in range(60):
-        img, label, objects, background = render(0, 'train', i)
-        assert background in BACKGROUNDS
+        img, label, objects, backgrounds = render(0, 'train', i)
+        assert set(backgrounds) <= set(BACKGROUNDS)
+        assert len(set(backgrounds)) == len(backgrounds)
+        kinds.append(len(backgrounds))
         assert img.shape == (64, 64, 3) and img.dtype == np.uint8
         classes = set(np.unique(label)) - {0}
         assert classes == {CLASSES.index(o.shape) for o in objects}
@@ -34,6 +36,18 @@ def test_images_hold_one_to_three_distinct_classes():
     assert set(counts) == {1, 2, 3}
     # most classes are absent from any one image
     assert np.mean(counts) < (len(CLASSES) - 1) / 2
+    # one or two kinds of background stuff, both common
+    assert set(kinds) == {1, 2} and 0.4 < np.mean(np.array(kinds) == 2) < 0.9
+
+
+def test_two_background_kinds_split_the_image():
+    """Each kind of a two-kind background covers 30-70 % of the image."""
+    from mmseg_powerone.datasets.shapes_world import _regions
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        img, region = _regions(['snow', 'water'], rng, 64)
+        blue = img[..., 2] - img[..., 0] > 60  # water is blue, snow grey
+        assert 0.25 < blue.mean() < 0.75
 
 
 def test_write_dataset_layout_and_determinism(tmp_path):
@@ -51,7 +65,10 @@ def test_write_dataset_layout_and_determinism(tmp_path):
         with open(os.path.join(out1, 'captions', f'{split}.json')) as f:
             caps = json.load(f)
         assert len(caps) == n
-        assert caps[0]['caption'].endswith(f"on {caps[0]['background']}.")
+        for cap in caps:
+            for o in cap['objects']:
+                assert o['on'] in cap['backgrounds']
+                assert f"{o['shape']} on {o['on']}" in cap['caption']
         assert all(o['shape'] in caps[0]['caption'] for o in caps[0]['objects'])
     # the val split does not depend on the train count
     out3 = write_dataset(str(tmp_path / 'c'), seed=3, num_train=9, num_val=3)
@@ -155,6 +172,30 @@ def tiny_args(tmp_path, **kw):
     for k, v in kw.items():
         args += [f'--{k}', str(v)]
     return pretrain_vlm.parse_args(args)
+
+
+def test_caption_truth_with_two_background_kinds():
+    import pretrain_vlm as pv
+    scene = ([dict(shape='star', colour='red', size='small', on='grass')],
+             ('grass', 'water'))
+    star = [('star', 'red', None, None)]
+    assert pv.is_true((star, pv.TEMPLATES[0], ('water',)), scene)
+    assert pv.is_true((star, pv.TEMPLATES[0], ('water', 'grass')), scene)
+    assert not pv.is_true((star, pv.TEMPLATES[0], ('water', 'snow')), scene)
+    assert not pv.is_true(([('ring', None, None, None)], pv.TEMPLATES[0],
+                           None), scene)
+    assert pv.is_true(([('star', None, None, 'grass')], '{}.', None), scene)
+    assert not pv.is_true(([('star', None, None, 'water')], '{}.', None),
+                          scene)
+    assert pv.caption_text(([('star', 'red', None, 'grass')], '{}.', None)) \
+        == 'a red star on grass.'
+    assert pv.caption_text((star, '{}.', ('grass', 'water'))) == \
+        'a red star with grass and water.'
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        pos = pv.positive(scene, rng)
+        assert pv.is_true(pos, scene)
+        assert not pv.is_true(pv.word_swap_negative(pos, scene, rng), scene)
 
 
 @pytest.mark.parametrize('arch', ['blip', 'albef'])

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 import mmseg_powerone  # noqa: F401
 from mmseg_powerone.datasets.shapes_world import (BACKGROUNDS, CLASSES,
-                                                  COLOURS, SIZES, render)
+                                                  COLOURS, SIZES, join_words,
+                                                  render)
 from mmseg_powerone.evaluation import presence_auroc
 from mmseg_powerone.tiny_blip import save_tokenizer, tiny_blip_config
 
@@ -38,8 +39,10 @@ MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
 SHAPES = CLASSES[1:]  # tuple
 TEMPLATES = ('image of {}.', '{}.', 'there is {}.')
+# Share of captions that say which background kind lies under each object.
+LOCAL_BACKGROUND = 0.35
 WORDS = list(CLASSES) + list(COLOURS) + list(SIZES) + list(BACKGROUNDS) + [
-    'there', 'is', 'on']
+    'there', 'is', 'on', 'with']
 
 
 def parse_args(argv=None):
@@ -85,76 +88,97 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------- captions
 def mention_text(m):
-    shape, colour, size = m
-    return 'a ' + ' '.join(w for w in (size, colour, shape) if w)
+    """A mention is (shape, colour, size, background kind under it); any
+    but the shape may be None."""
+    shape, colour, size, on = m
+    text = 'a ' + ' '.join(w for w in (size, colour, shape) if w)
+    return f'{text} on {on}' if on else text
 
 
 def caption_text(caption):
-    mentions, template, background = caption
-    if not mentions:  # a caption of the background alone
-        return template.format(background)
-    parts = [mention_text(m) for m in mentions]
-    body = parts[0] if len(parts) == 1 else \
-        ', '.join(parts[:-1]) + ' and ' + parts[-1]
-    text = template.format(body)
-    return text[:-1] + f' on {background}.' if background else text
+    """A caption is (mentions, template, background kinds or None)."""
+    mentions, template, backgrounds = caption
+    text = template.format(join_words([mention_text(m) for m in mentions]))
+    if backgrounds:  # "with": "on" says what lies under one object
+        return text[:-1] + f' with {join_words(list(backgrounds))}.'
+    return text
 
 
 def is_true(caption, scene):
     """A caption is true of an image if every mention matches an object and
-    the background it names (if any) is the image's."""
-    mentions, _, background = caption
-    objects, scene_background = scene
-    if background and background != scene_background:
+    every background kind it names (if any) is in the image."""
+    mentions, _, backgrounds = caption
+    objects, scene_backgrounds = scene
+    if backgrounds and not set(backgrounds) <= set(scene_backgrounds):
         return False
     by_shape = {o['shape']: o for o in objects}
-    for shape, colour, size in mentions:
+    for shape, colour, size, on in mentions:
         o = by_shape.get(shape)
         if o is None or (colour and o['colour'] != colour) or \
-                (size and o['size'] != size):
+                (size and o['size'] != size) or (on and o['on'] != on):
             return False
     return True
 
 
 def positive(scene, rng):
-    """A true caption: a random non-empty subset of the objects, and the
-    background half of the time."""
-    objects, background = scene
+    """A true caption: a random non-empty subset of the objects; then either
+    the kind of background under some of them ("a red star on grass"), or
+    half of the time a non-empty subset of the image's background kinds."""
+    objects, backgrounds = scene
     if rng.random() < 0.25:  # the evaluation prompt form
         o = objects[rng.integers(len(objects))]
-        return [(o['shape'], None, None)], TEMPLATES[0], None
+        return [(o['shape'], None, None, None)], TEMPLATES[0], None
     k = int(rng.integers(1, len(objects) + 1))
     chosen = rng.choice(len(objects), size=k, replace=False)
+    local = rng.random() < LOCAL_BACKGROUND
     mentions = []
     for i in chosen:
         o = objects[int(i)]
         mentions.append((o['shape'],
                          o['colour'] if rng.random() < 0.5 else None,
-                         o['size'] if rng.random() < 0.2 else None))
-    return (mentions, TEMPLATES[int(rng.integers(len(TEMPLATES)))],
-            background if rng.random() < 0.5 else None)
+                         o['size'] if rng.random() < 0.2 else None,
+                         o['on'] if local and rng.random() < 0.8 else None))
+    if local:
+        return mentions, TEMPLATES[int(rng.integers(len(TEMPLATES)))], None
+    named = None
+    if rng.random() < 0.5:
+        k = int(rng.integers(1, len(backgrounds) + 1))
+        named = tuple(str(b) for b in rng.permutation(backgrounds)[:k])
+    return mentions, TEMPLATES[int(rng.integers(len(TEMPLATES)))], named
 
 
 def word_swap_negative(caption, scene, rng):
     """One word of a true caption swapped so that it becomes false: mostly a
-    shape swapped for an absent one, sometimes a wrong colour or another
-    background."""
-    mentions, template, background = caption
-    objects, _ = scene
-    if background and rng.random() < 0.3:
-        other = [b for b in BACKGROUNDS if b != background]
-        return mentions, template, str(rng.choice(other))
+    shape swapped for an absent one, sometimes a wrong colour or a named
+    background kind swapped for one the image lacks."""
+    mentions, template, backgrounds = caption
+    objects, scene_backgrounds = scene
+    located = [i for i, m in enumerate(mentions) if m[3]]
+    if located and rng.random() < 0.5:  # the wrong kind under an object
+        i = located[int(rng.integers(len(located)))]
+        shape, colour, size, on = mentions[i]
+        other = [b for b in scene_backgrounds if b != on]
+        if not other or rng.random() < 0.3:
+            other = [b for b in BACKGROUNDS if b not in scene_backgrounds]
+        mentions = list(mentions)
+        mentions[i] = (shape, colour, size, str(rng.choice(other)))
+        return mentions, template, backgrounds
+    if backgrounds and rng.random() < 0.3:
+        absent = [b for b in BACKGROUNDS if b not in scene_backgrounds]
+        named = list(backgrounds)
+        named[int(rng.integers(len(named)))] = str(rng.choice(absent))
+        return mentions, template, tuple(named)
     present = {o['shape'] for o in objects}
     absent = [s for s in SHAPES if s not in present]
     mentions = list(mentions)
     i = int(rng.integers(len(mentions)))
-    shape, colour, size = mentions[i]
+    shape, colour, size, on = mentions[i]
     if rng.random() < 0.75 or not colour:
-        mentions[i] = (str(rng.choice(absent)), colour, size)
+        mentions[i] = (str(rng.choice(absent)), colour, size, on)
     else:
         wrong = [c for c in COLOURS if c != colour]
-        mentions[i] = (shape, str(rng.choice(wrong)), size)
-    return mentions, template, background
+        mentions[i] = (shape, str(rng.choice(wrong)), size, on)
+    return mentions, template, backgrounds
 
 
 # ---------------------------------------------------------------- model
@@ -283,7 +307,7 @@ def itm_loss(arch, model, image_embeds, ids, mask, labels):
 
 
 def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
-    """One ITC + ITM step; a scene is (objects, background kind)."""
+    """One ITC + ITM step; a scene is (objects, background kinds)."""
     B = len(batch_scenes)
     arch = ARCHES[args.arch]
     pixels = to_pixels(batch_imgs)
@@ -310,7 +334,7 @@ def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
     texts, img_idx, labels = list(pos_texts), list(range(B)), [1] * B
     for i, scene in enumerate(batch_scenes):
         if rng.random() < args.presence:  # every name, true or false
-            present = {o['shape'] for o in scene[0]} | {scene[1]}
+            present = {o['shape'] for o in scene[0]} | set(scene[1])
             article = 'a ' if rng.random() < 0.5 else ''
             for name in SHAPES + BACKGROUNDS:
                 texts.append(TEMPLATES[0].format(
@@ -338,10 +362,10 @@ def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
 
 def caption_words(scene):
     """The content words of an image's full caption (shape, colour, size
-    of every object, and the background)."""
-    objects, background = scene
+    of every object, and the background kinds)."""
+    objects, backgrounds = scene
     return {w for o in objects for w in (o['shape'], o['colour'], o['size'])} \
-        | {background}
+        | set(backgrounds)
 
 
 def bow_stage(model, imgs, scenes, rng, args):
@@ -425,7 +449,8 @@ def write_readme(out_dir, report):
 `tools/pretrain_vlm.py` on synthetic image-caption pairs only (it never sees
 a mask): {warm_up}, then
 image-text contrastive + image-text matching with hard negatives (one word
-swapped, and captions of other images mined from contrastive scores).
+swapped: a shape, a colour, or the kind of background under an object; and
+captions of other images mined from contrastive scores).
 
 Reproduce (from the repository root):
 

@@ -1,15 +1,18 @@
 """The embedded synthetic world: shapes on textured, noisy backgrounds.
 
-Each image holds 1-3 objects of distinct classes on one of four named
-background textures (grass, sand, water, snow: the "stuff" that the
-background class's synonyms name, as sky/wall/grass do for PASCAL VOC). A
+Each image holds 1-3 objects of distinct classes on one or two regions of
+named background textures (grass, sand, water, snow: the "stuff" that the
+background class's synonyms name, as sky/wall/grass do for PASCAL VOC; as
+in real scenes, several kinds of stuff share an image, so a background word
+must be found in the image rather than read off any patch; captions say
+which kind lies under each object: "a red star on grass"). A
 class is a shape with its own surface pattern (visible at the scale of one
 8-px patch); colour and size are free attributes that captions mention. Everything is a pure function of
 (seed, split, index), so a split is reproducible and the train split never
 changes the val split.
 """
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -25,11 +28,14 @@ COLOURS = {  # name -> RGB
     'white': (240, 240, 240),
 }
 SIZES = ('small', 'large')
+RADII = {'small': (9, 12), 'large': (13, 16)}  # px, inclusive
 BACKGROUNDS = ('grass', 'sand', 'water', 'snow')
 SPLIT_IDS = {'train': 0, 'val': 1, 'pretrain': 2, 'heldout': 3}
 IMAGE_SIZE = 64
 # Bump when rendering changes, so stale data folders are noticed.
-WORLD_VERSION = 2
+WORLD_VERSION = 3
+# Share of images whose background is two kinds of stuff (else one).
+TWO_BACKGROUNDS = 0.65
 
 
 @dataclass
@@ -40,9 +46,11 @@ class ShapeObject:
     radius: int
     cx: int
     cy: int
+    on: str = ''  # the background kind under the object's centre
 
     def to_json(self) -> Dict:
-        return dict(shape=self.shape, colour=self.colour, size=self.size)
+        return dict(shape=self.shape, colour=self.colour, size=self.size,
+                    on=self.on)
 
 
 def _rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -121,12 +129,30 @@ def _background(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
     return img * rng.uniform(0.85, 1.1)
 
 
+def _regions(kinds: List[str], rng: np.random.Generator,
+             size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Background: one texture, or two split along a smooth random boundary
+    with each kind covering 30-70 % of the image: (RGB float [H, W, 3],
+    index into ``kinds`` per pixel [H, W])."""
+    img = _background(kinds[0], rng, size)
+    region = np.zeros((size, size), np.int64)
+    if len(kinds) == 2:
+        coarse = rng.normal(0, 1, size=(3, 3)).astype(np.float32)
+        field = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+        second = field > np.quantile(field, rng.uniform(0.3, 0.7))
+        img[second] = _background(kinds[1], rng, size)[second]
+        region[second] = 1
+    return img, region
+
+
 def render(seed: int, split: str, index: int, size: int = IMAGE_SIZE):
     """One image (RGB uint8 [H, W, 3]), its label map (uint8 [H, W]), its
-    objects and its background kind."""
+    objects and its background kinds (a tuple of one or two names)."""
     rng = _rng(seed, split, index)
-    background = str(rng.choice(BACKGROUNDS))
-    img = _background(background, rng, size)
+    n_kinds = 2 if rng.random() < TWO_BACKGROUNDS else 1
+    backgrounds = tuple(str(k) for k in rng.choice(BACKGROUNDS, size=n_kinds,
+                                                     replace=False))
+    img, region = _regions(list(backgrounds), rng, size)
     label = np.zeros((size, size), np.uint8)
     n = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
     shapes = rng.choice(np.arange(1, len(CLASSES)), size=n, replace=False)
@@ -134,8 +160,9 @@ def render(seed: int, split: str, index: int, size: int = IMAGE_SIZE):
     for cls in shapes:
         shape = CLASSES[int(cls)]
         large = bool(rng.random() < 0.5)
-        r = int(rng.integers(12, 15) if large else rng.integers(8, 11))
-        for _ in range(50):  # place without overlap
+        r = int(rng.integers(RADII['large'][0], RADII['large'][1] + 1) if large
+                else rng.integers(RADII['small'][0], RADII['small'][1] + 1))
+        for _ in range(100):  # place without overlap
             cx, cy = (int(v) for v in rng.integers(r, size - r, size=2))
             if all((cx - o.cx) ** 2 + (cy - o.cy) ** 2 > (r + o.radius + 2) ** 2
                    for o in objects):
@@ -149,23 +176,26 @@ def render(seed: int, split: str, index: int, size: int = IMAGE_SIZE):
         img[mask] = (rgb * shade[mask]) + rng.normal(0, 8, size=(mask.sum(), 3))
         label[mask] = int(cls)
         objects.append(ShapeObject(shape, colour, 'large' if large else 'small',
-                                   r, cx, cy))
+                                   r, cx, cy, backgrounds[region[cy, cx]]))
     img = np.clip(img, 0, 255).astype(np.uint8)
-    return img, label, objects, background
+    return img, label, objects, backgrounds
 
 
-def describe(objects: List[ShapeObject], background: str,
-             rng: np.random.Generator) -> str:
-    """A caption naming every object with its colour (and sometimes size),
-    and the background."""
+def join_words(words: List[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else \
+        ', '.join(words[:-1]) + ' and ' + words[-1]
+
+
+def describe(objects: List[ShapeObject], rng: np.random.Generator) -> str:
+    """A caption naming every object with its colour (and sometimes size)
+    and the background kind it lies on."""
     parts = []
     for o in rng.permutation(len(objects)):
         o = objects[int(o)]
         words = ([o.size] if rng.random() < 0.3 else []) + [o.colour, o.shape]
-        parts.append('a ' + ' '.join(words))
-    text = parts[0] if len(parts) == 1 else \
-        ', '.join(parts[:-1]) + ' and ' + parts[-1]
-    return f'{text} on {background}.'
+        parts.append('a ' + ' '.join(words) + f' on {o.on}')
+    return f'{join_words(parts)}.'
 
 
 def write_dataset(out: str, seed: int, num_train: int, num_val: int,
@@ -210,16 +240,16 @@ def write_dataset(out: str, seed: int, num_train: int, num_val: int,
             os.makedirs(ann_dir)
             records = []
             for i in range(n):
-                img, label, objects, background = render(seed, split, i)
+                img, label, objects, backgrounds = render(seed, split, i)
                 name = f'{i:05d}.png'
                 cv2.imwrite(os.path.join(img_dir, name), img[:, :, ::-1])
                 cv2.imwrite(os.path.join(ann_dir, name), label)
                 records.append(dict(
                     image=f'img_dir/{split}/{name}',
-                    caption=describe(objects, background,
-                                     _rng(seed, split, i + 10**7)),
+                    caption=describe(objects, _rng(seed, split, i + 10**7)),
                     objects=[o.to_json() for o in objects],
-                    background=background))
+                    background=join_words(list(backgrounds)),
+                    backgrounds=list(backgrounds)))
             os.makedirs(os.path.join(tmp, 'captions'), exist_ok=True)
             with open(os.path.join(tmp, 'captions', f'{split}.json'), 'w') as f:
                 json.dump(records, f, indent=1)
