@@ -148,9 +148,11 @@ def positive(scene, rng):
 
 
 def word_swap_negative(caption, scene, rng):
-    """One word of a true caption swapped so that it becomes false: mostly a
-    shape swapped for an absent one, sometimes a wrong colour or a named
-    background kind swapped for one the image lacks."""
+    """One word of a true caption swapped so that it becomes false: the kind
+    of background under an object (half of the captions that name one; the
+    image's other kind where it has two, the hardest case), a named
+    background kind swapped for one the image lacks, or mostly a shape
+    swapped for an absent one, sometimes a wrong colour."""
     mentions, template, backgrounds = caption
     objects, scene_backgrounds = scene
     located = [i for i, m in enumerate(mentions) if m[3]]
