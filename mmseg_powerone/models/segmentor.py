@@ -159,7 +159,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False
         self._tokens = None
-        self._ranking = None  # (single-prompt PromptSet, its tokens)
+        self._ranking_prompts = None  # built on first use
+        self._ranking_tokens = None
         if self.train_cfg:
             if self.train_cfg.tune_embeddings == 'class_tokens':
                 self.adapter.add_token_offsets(
@@ -259,7 +260,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.prompts = build_prompts(class_names, self.prompt_templates,
                                      self.multi_prompt, self.has_background)
         self._tokens = None
-        self._ranking = None
+        self._ranking_prompts = None
+        self._ranking_tokens = None
 
     def set_layers(self, layers: Sequence[int], infoscore: Optional[dict] = None):
         """Use these layers from now on (e.g. InfoScore's top-k)."""
@@ -274,24 +276,24 @@ class VLMAttentionSegmentor(BaseSegmentor):
             self._tokens = self.adapter.prompt_batch(self.prompts)
         if not single_prompt or self.ranking_prompts is self.prompts:
             return self._tokens
-        if self._ranking[1] is None:
-            self._ranking = (self._ranking[0],
-                             self.adapter.prompt_batch(self._ranking[0]))
-        return self._ranking[1]
+        if self._ranking_tokens is None:
+            self._ranking_tokens = self.adapter.prompt_batch(
+                self.ranking_prompts)
+        return self._ranking_tokens
 
     @property
     def ranking_prompts(self) -> PromptSet:
         """The single-prompt set InfoScore ranks layers with (DESIGN.md):
         the first template, each object class by its first name, every
         background synonym. The model's own prompts when they are that."""
-        if self._ranking is None:
+        if self._ranking_prompts is None:
             single = build_prompts([list(c) for c in self.prompts.classes],
                                    self.prompt_templates[:1], False,
                                    self.has_background)
-            self._ranking = ((self.prompts, None)
-                             if single.texts == self.prompts.texts
-                             else (single, None))
-        return self._ranking[0]
+            self._ranking_prompts = (self.prompts
+                                     if single.texts == self.prompts.texts
+                                     else single)
+        return self._ranking_prompts
 
     # ------------------------------------------------------------- method
     def extract_feat(self, inputs: Tensor):
