@@ -39,12 +39,7 @@ def test_shipped_checkpoint_meets_its_presence_gate(ckpt):
     assert report['presence_auroc']['max']['mean'] >= 0.95
 
 
-@pytest.mark.parametrize('ckpt', [CKPT, pytest.param(
-    ALBEF_CKPT, marks=pytest.mark.xfail(
-        strict=True, reason='the shipped ALBEF was pretrained while the '
-        'machine also ran other jobs: its record says 35.6 min (18-20 min '
-        'alone); retrain it on an idle machine, then this passes and the '
-        'marker must go'))], ids=['blip', 'albef'])
+@pytest.mark.parametrize('ckpt', [CKPT, ALBEF_CKPT], ids=['blip', 'albef'])
 def test_shipped_checkpoint_was_pretrained_within_the_budget(ckpt):
     """Issue 4: pretraining finishes on 2 CPU cores in <= 30 minutes."""
     with open(os.path.join(ckpt, 'pretrain_report.json')) as f:
