@@ -276,3 +276,37 @@ def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch
     assert adapter.patch_size == 8
     # no temporary folder is left beside the output
     assert sorted(os.listdir(tmp_path)) == ['vlm']
+
+
+def _short_run(out, *extra):
+    import pretrain_vlm as pv
+    return pv.main(['--out', str(out), '--steps', '20', '--bow-steps', '5',
+                    '--batch', '16', '--pool', '64', '--heldout', '10',
+                    '--width', '64', '--vision-layers', '1', '--text-layers',
+                    '2', '--threads', '2', '--log-every', '1000', *extra])
+
+
+def test_pretraining_is_repeatable_with_two_threads(tmp_path):
+    """The same command twice gives the same weights (without deterministic
+    kernels two 2-thread runs differed by ~1e-5 after 20 steps), and the
+    caller's thread count and determinism setting come back."""
+    from safetensors.torch import load_file
+    threads = torch.get_num_threads()
+    runs = []
+    for name in ('a', 'b'):
+        _short_run(tmp_path / name)
+        runs.append(load_file(str(tmp_path / name / 'model.safetensors')))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert torch.get_num_threads() == threads
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_failed_pretraining_leaves_nothing_behind(tmp_path, monkeypatch):
+    import pretrain_vlm as pv
+
+    def boom(*args, **kwargs):
+        raise RuntimeError('interrupted')
+    monkeypatch.setattr(pv, 'bow_stage', boom)
+    with pytest.raises(RuntimeError, match='interrupted'):
+        _short_run(tmp_path / 'vlm')
+    assert os.listdir(tmp_path) == []

@@ -399,7 +399,7 @@ def bow_stage(model, imgs, scenes, rng, args):
             print(f'bow step {step + 1}/{args.bow_steps}  loss {loss.item():.3f}'
                   f'  word acc {acc.item():.3f}  {(time.time() - t0) / 60:.1f} min',
                   flush=True)
-    return float(loss)
+    return loss.item()
 
 
 # ---------------------------------------------------------------- presence
@@ -483,12 +483,30 @@ def main(argv=None):
     if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
         sys.exit(f'{args.out} exists and is not empty; pass --overwrite to '
                  'replace it.')
+    threads, deterministic = (torch.get_num_threads(),
+                              torch.are_deterministic_algorithms_enabled())
     torch.set_num_threads(args.threads)
+    # With 2 threads some backward kernels accumulate in a thread-dependent
+    # order: two runs of one command ended 0.06 apart in their weights. The
+    # deterministic kernels cost no measurable time here.
+    torch.use_deterministic_algorithms(True)
+    tmp = tempfile.mkdtemp(prefix='.pretrain_', dir=os.path.dirname(
+        os.path.abspath(args.out)) or '.')
+    try:
+        return pretrain(args, argv, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left
+        raise
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
+
+
+def pretrain(args, argv, tmp):
+    """Train, evaluate and save into ``tmp``, then move it to ``args.out``."""
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
-    tmp = tempfile.mkdtemp(prefix='.pretrain_', dir=os.path.dirname(
-        os.path.abspath(args.out)) or '.')
     tok = save_tokenizer(tmp, WORDS)
     model = build_model(tok, args)
     n_params = sum(p.numel() for p in model.parameters())
