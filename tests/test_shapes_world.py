@@ -278,12 +278,12 @@ def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch
     assert sorted(os.listdir(tmp_path)) == ['vlm']
 
 
-def _short_run(out, *extra):
+def _short_run(out):
     import pretrain_vlm as pv
     return pv.main(['--out', str(out), '--steps', '20', '--bow-steps', '5',
                     '--batch', '16', '--pool', '64', '--heldout', '10',
                     '--width', '64', '--vision-layers', '1', '--text-layers',
-                    '2', '--threads', '2', '--log-every', '1000', *extra])
+                    '2', '--threads', '2', '--log-every', '1000'])
 
 
 def test_pretraining_is_repeatable_with_two_threads(tmp_path):

@@ -483,8 +483,9 @@ def main(argv=None):
     if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
         sys.exit(f'{args.out} exists and is not empty; pass --overwrite to '
                  'replace it.')
-    threads, deterministic = (torch.get_num_threads(),
-                              torch.are_deterministic_algorithms_enabled())
+    threads, deterministic, warn_only = (
+        torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled())
     torch.set_num_threads(args.threads)
     # With 2 threads some backward kernels accumulate in a thread-dependent
     # order: two runs of one command ended 0.06 apart in their weights. The
@@ -498,7 +499,7 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left
         raise
     finally:
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.set_num_threads(threads)
 
 
