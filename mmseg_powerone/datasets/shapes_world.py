@@ -159,9 +159,9 @@ def render(seed: int, split: str, index: int, size: int = IMAGE_SIZE):
     objects: List[ShapeObject] = []
     for cls in shapes:
         shape = CLASSES[int(cls)]
-        large = bool(rng.random() < 0.5)
-        r = int(rng.integers(RADII['large'][0], RADII['large'][1] + 1) if large
-                else rng.integers(RADII['small'][0], RADII['small'][1] + 1))
+        size_name = 'large' if rng.random() < 0.5 else 'small'
+        low, high = RADII[size_name]
+        r = int(rng.integers(low, high + 1))
         for _ in range(100):  # place without overlap
             cx, cy = (int(v) for v in rng.integers(r, size - r, size=2))
             if all((cx - o.cx) ** 2 + (cy - o.cy) ** 2 > (r + o.radius + 2) ** 2
@@ -175,8 +175,8 @@ def render(seed: int, split: str, index: int, size: int = IMAGE_SIZE):
         rgb = np.array(COLOURS[colour], np.float32) * rng.uniform(0.85, 1.0)
         img[mask] = (rgb * shade[mask]) + rng.normal(0, 8, size=(mask.sum(), 3))
         label[mask] = int(cls)
-        objects.append(ShapeObject(shape, colour, 'large' if large else 'small',
-                                   r, cx, cy, backgrounds[region[cy, cx]]))
+        objects.append(ShapeObject(shape, colour, size_name, r, cx, cy,
+                                   backgrounds[region[cy, cx]]))
     img = np.clip(img, 0, 255).astype(np.uint8)
     return img, label, objects, backgrounds
 
