@@ -155,20 +155,20 @@ def word_swap_negative(caption, scene, rng):
     swapped for an absent one, sometimes a wrong colour."""
     mentions, template, backgrounds = caption
     objects, scene_backgrounds = scene
+    absent_kinds = [b for b in BACKGROUNDS if b not in scene_backgrounds]
     located = [i for i, m in enumerate(mentions) if m[3]]
     if located and rng.random() < 0.5:  # the wrong kind under an object
         i = located[int(rng.integers(len(located)))]
         shape, colour, size, on = mentions[i]
         other = [b for b in scene_backgrounds if b != on]
         if not other or rng.random() < 0.3:
-            other = [b for b in BACKGROUNDS if b not in scene_backgrounds]
+            other = absent_kinds
         mentions = list(mentions)
         mentions[i] = (shape, colour, size, str(rng.choice(other)))
         return mentions, template, backgrounds
     if backgrounds and rng.random() < 0.3:
-        absent = [b for b in BACKGROUNDS if b not in scene_backgrounds]
         named = list(backgrounds)
-        named[int(rng.integers(len(named)))] = str(rng.choice(absent))
+        named[int(rng.integers(len(named)))] = str(rng.choice(absent_kinds))
         return mentions, template, tuple(named)
     present = {o['shape'] for o in objects}
     absent = [s for s in SHAPES if s not in present]
@@ -483,17 +483,17 @@ def main(argv=None):
     if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
         sys.exit(f'{args.out} exists and is not empty; pass --overwrite to '
                  'replace it.')
+    tmp = tempfile.mkdtemp(prefix='.pretrain_', dir=os.path.dirname(
+        os.path.abspath(args.out)) or '.')
     threads, deterministic, warn_only = (
         torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled())
-    torch.set_num_threads(args.threads)
-    # With 2 threads some backward kernels accumulate in a thread-dependent
-    # order: two runs of one command ended 0.06 apart in their weights. The
-    # deterministic kernels cost no measurable time here.
-    torch.use_deterministic_algorithms(True)
-    tmp = tempfile.mkdtemp(prefix='.pretrain_', dir=os.path.dirname(
-        os.path.abspath(args.out)) or '.')
     try:
+        torch.set_num_threads(args.threads)
+        # With 2 threads some backward kernels accumulate in a thread-
+        # dependent order: two runs of one command ended 0.06 apart in their
+        # weights. Short runs were no slower with the deterministic kernels.
+        torch.use_deterministic_algorithms(True)
         return pretrain(args, argv, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left
