@@ -158,6 +158,80 @@ def test_ranking_uses_single_prompt_mode_whatever_the_model_predicts_with(
                                            'Image of car.')
 
 
+
+def test_compare_with_labels_puts_layers_beside_the_labels_own_infoscore(
+        build_segmentor, monkeypatch):
+    """Class-level InfoScore of the label maps (ignored pixels left out),
+    and of each layer over the same images: a layer that reproduces the
+    labels scores exactly as they do, at L1 distance 0."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmseg_powerone.engine.analysis import compare_with_labels
+    seg = build_segmentor()
+    g = torch.Generator().manual_seed(0)
+    labels = torch.zeros(4, 64, 64, dtype=torch.long)
+    labels[0, 8:40, 8:40] = 1
+    labels[1, 20:60, 0:30] = 2
+    labels[2, :, 32:] = 1
+    labels[2, :16, :16] = 2
+    onehot = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2)
+    # layer 0: the labels; layer 1: uniform; layer 2: wrong classes
+    maps = torch.stack([onehot.double(),
+                        torch.full_like(onehot, 1 / 3., dtype=torch.double),
+                        onehot[:, [1, 1, 0]].double()], 1)  # [B, L, C, H, W]
+    calls = iter(range(2))
+
+    def layer_maps(inputs, layers, single_prompt=False, **kw):
+        assert single_prompt and list(layers) == [0, 1, 2]
+        i = 2 * next(calls)
+        return dict(maps=maps[i:i + 2].float())
+
+    monkeypatch.setattr(seg, 'layer_maps', layer_maps)
+
+    def stack(batch):
+        return dict(inputs=torch.stack([d['inputs'] for d in batch]),
+                    data_samples=[d['data_samples'] for d in batch])
+
+    def loader_of(label_maps):
+        class Loader:
+            batch_size = 2
+            collate_fn = staticmethod(stack)
+            dataset = [dict(inputs=torch.randn(3, 64, 64, generator=g),
+                            data_samples=SegDataSample(gt_sem_seg=PixelData(
+                                data=lab[None].clone())))
+                       for lab in label_maps]
+        return Loader()
+
+    r = compare_with_labels(seg, loader_of(labels), 4)
+    direct = torch.stack([torch.bincount(l.flatten(), minlength=3).double()
+                          / l.numel() for l in labels])
+    want = infoscore_batch(direct[:, None], 1)
+    for key in ('infoscore', 'mean_image_entropy', 'dataset_entropy', 'cov'):
+        assert r['labels'][key] == pytest.approx(want[key][0], rel=1e-9)
+        assert r[key][0] == pytest.approx(want[key][0], rel=1e-6)
+    assert r['l1_to_labels'][0] == pytest.approx(0, abs=1e-6)
+    assert r['mean_image_entropy'][1] == pytest.approx(np.log(3), rel=1e-6)
+    assert r['l1_to_labels'][2] > r['l1_to_labels'][1] > 0.1
+    np.testing.assert_allclose(r['labels']['mean_marginal'],
+                               direct.mean(0).numpy(), rtol=1e-9)
+    assert r['num_images'] == 4 and r['classes'] == seg.class_names
+
+    # ignored pixels are not part of the labels' marginal
+    ignored = labels.clone()
+    ignored[0, :32] = 255
+    calls = iter(range(2))
+    r = compare_with_labels(seg, loader_of(ignored), 4)
+    kept = ignored[0][ignored[0] != 255]
+    assert r['labels']['mean_marginal'][1] == pytest.approx(float(
+        ((kept == 1).double().mean() + direct[1:, 1].sum()) / 4))
+    # labels the model has no class for
+    wrong = labels.clone()
+    wrong[3, 0, 0] = 7
+    calls = iter(range(2))
+    with pytest.raises(ValueError, match='labels outside 0..2'):
+        compare_with_labels(seg, loader_of(wrong), 4)
+
 from helpers import REPO, dist_env, metrics_of, run  # noqa: E402
 
 

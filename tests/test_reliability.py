@@ -117,6 +117,9 @@ def test_same_predictions_and_ranking_across_processes(tiny_config, tmp_path):
              'model.layers=infoscore'])
         with open(tmp_path / f'rank{i}' / 'infoscore.json') as f:
             ranking = json.load(f)
+        labels = ranking['class_level']['labels']
+        assert 0 < labels['infoscore'] and len(
+            ranking['class_level']['l1_to_labels']) == len(ranking['layers'])
         files = sorted(p for p in pred_dir.rglob('*.png'))
         assert len(files) == 6
         outputs.append(([p.read_bytes() for p in files], ranking))

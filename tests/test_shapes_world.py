@@ -310,3 +310,46 @@ def test_failed_pretraining_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match='interrupted'):
         _short_run(tmp_path / 'vlm')
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('arch', ['blip', 'albef'])
+def test_layer_drop_trains_the_kept_cross_attention_layers_only(tmp_path, arch):
+    """With --layer-drop a step's ITM pass runs a random subset of the
+    cross-attending layers (at least one; ALBEF's text-only layers always),
+    only those get gradients, and the model's layer stack comes back."""
+    import pretrain_vlm as pv
+    args = tiny_args(tmp_path, arch=arch, **{'text-layers': 4,
+                                             'fusion-layer': 1,
+                                             'layer-drop': 0.999})
+    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    model = pv.build_model(tok, args)
+    encoder, first = pv.ARCHES[arch].cross_layers(model)
+    stack = encoder.layer
+    batch = [render(0, 'pretrain', i) for i in range(4)]
+    imgs = np.stack([b[0] for b in batch])
+    scenes = [([o.to_json() for o in b[2]], b[3]) for b in batch]
+    rng = np.random.default_rng(0)
+    kept = set()
+    for _ in range(6):
+        model.zero_grad(set_to_none=True)
+        loss, _ = pv.train_step(model, tok, imgs, scenes, rng, args, False)
+        loss.backward()
+        assert encoder.layer is stack
+        trained = [i for i, layer in enumerate(stack) if i >= first and any(
+            p.grad is not None for p in layer.crossattention.parameters())]
+        assert len(trained) == 1
+        kept.add(trained[0])
+        if first:  # ALBEF's text-only layers are never dropped
+            assert all(p.grad is not None for p in stack[0].parameters())
+    assert len(kept) > 1  # the kept layer changes from step to step
+
+    args.layer_drop = 0.0  # off: every layer, and the caption RNG untouched
+    model.zero_grad(set_to_none=True)
+    state = np.random.default_rng(0)
+    with pv.layer_drop(pv.ARCHES[arch], model, 0.0, state):
+        assert encoder.layer is stack
+    assert state.random() == np.random.default_rng(0).random()
+    with pytest.raises(RuntimeError, match='inside'):
+        with pv.layer_drop(pv.ARCHES[arch], model, 0.5, rng):
+            raise RuntimeError('inside')
+    assert encoder.layer is stack

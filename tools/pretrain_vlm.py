@@ -15,6 +15,7 @@ held-out images.
         --fusion-layer 2 --out checkpoints/albef-tiny-shapes --seed 0
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -74,6 +75,10 @@ def parse_args(argv=None):
                    help='fraction of steps on one-object images only')
     p.add_argument('--heldout', type=int, default=600,
                    help='held-out images for presence AUROC')
+    p.add_argument('--layer-drop', type=float, default=0.0,
+                   help='LayerDrop in the ITM pass: each cross-attending text '
+                   'layer is skipped for a step with this probability (one is '
+                   'always kept), so no layer can leave the looking to others')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--width', type=int, default=128)
     p.add_argument('--vision-layers', type=int, default=4)
@@ -222,6 +227,10 @@ class BlipArch:
         return model.itm_head(out.last_hidden_state)
 
     @staticmethod
+    def cross_layers(model):  # (encoder holding .layer, first cross-attending index)
+        return model.text_encoder.encoder, 0
+
+    @staticmethod
     def save(model, out_dir):
         model.save_pretrained(out_dir)
 
@@ -260,6 +269,10 @@ class AlbefArch:
     def itm_logits(model, image_embeds, ids, mask):
         fused = model.fuse(model.encode_text(ids, mask), mask, image_embeds)
         return model.itm_head(fused)
+
+    @staticmethod
+    def cross_layers(model):
+        return model.text_encoder.encoder, model.text_cfg.fusion_layer
 
     @staticmethod
     def save(model, out_dir):
@@ -306,6 +319,29 @@ def itm_loss(arch, model, image_embeds, ids, mask, labels):
     loss = (ce * m).sum() / m.sum()
     acc = (logits[:, 0].argmax(-1) == labels).float().mean()
     return loss, acc
+
+
+@contextlib.contextmanager
+def layer_drop(arch, model, p, rng):
+    """LayerDrop (Fan et al., 2019) for one step: each cross-attending text
+    layer is left out with probability ``p``, at least one kept. Without it
+    the first layers of a tiny model find the named things and the deeper
+    ones attend anywhere, since the answer already reaches them."""
+    encoder, first = arch.cross_layers(model)
+    layers = encoder.layer
+    if p <= 0:
+        yield
+        return
+    n = len(layers) - first
+    keep = np.flatnonzero(rng.random(n) >= p)
+    if keep.size == 0:
+        keep = np.array([rng.integers(n)])
+    encoder.layer = torch.nn.ModuleList(
+        list(layers[:first]) + [layers[first + int(i)] for i in keep])
+    try:
+        yield
+    finally:
+        encoder.layer = layers
 
 
 def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
@@ -356,8 +392,9 @@ def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
             img_idx.append(i)
             labels.append(0)
     ids2, mask2 = tokenize(tok, texts)
-    loss_itm, acc = itm_loss(arch, model, image_embeds[img_idx], ids2, mask2,
-                             torch.tensor(labels))
+    with layer_drop(arch, model, args.layer_drop, rng):
+        loss_itm, acc = itm_loss(arch, model, image_embeds[img_idx], ids2,
+                                 mask2, torch.tensor(labels))
     return args.itc_weight * loss_itc + loss_itm, dict(itc=float(loss_itc), itm=float(loss_itm),
                                      itm_acc=float(acc))
 
@@ -562,7 +599,8 @@ def pretrain(args, argv, tmp):
         wall_time_min=round(wall / 60, 2), threads=args.threads,
         machine=platform.processor() or platform.machine(),
         parameters=n_params, heldout=args.heldout, final_train=final,
-        bow_pool=args.bow_pool, bow_final_loss=bow_loss, presence_auroc=auroc)
+        bow_pool=args.bow_pool, bow_final_loss=bow_loss,
+        layer_drop=args.layer_drop, presence_auroc=auroc)
     with open(os.path.join(tmp, 'pretrain_report.json'), 'w') as f:
         json.dump(report, f, indent=2)
     write_readme(tmp, report)

@@ -5,7 +5,9 @@ compare the ranking with each layer's mIoU.
         [--out DIR] [--cfg-options k=v ...]
 
 Prints a table per layer, and with --with-labels the Spearman correlation
-between InfoScore and mIoU and the top-k ensemble's mIoU; writes
+between InfoScore and mIoU, the top-k ensemble's mIoU, and InfoScore at
+class level next to the labels' own (``class_level`` in the JSON: a layer
+far above the labels commits more than the true segmentation does); writes
 DIR/infoscore.json and DIR/rank_layers.png.
 """
 import argparse
@@ -16,7 +18,8 @@ import sys
 import mmseg_powerone  # noqa: F401
 from mmengine.config import DictAction
 
-from mmseg_powerone.engine.analysis import evaluate_layer_sets, rank_layers
+from mmseg_powerone.engine.analysis import (compare_with_labels,
+                                           evaluate_layer_sets, rank_layers)
 from mmseg_powerone.evaluation import spearman
 from mmseg_powerone.utils import atomic_write
 from mmseg_powerone.utils.cli import build_model_and_loader
@@ -52,6 +55,8 @@ def analyse(config, num_images=100, topk=None, with_labels=False,
         result['topk_miou'] = float(metrics['topk']['mIoU'])
         result['spearman'] = spearman(result['infoscore'],
                                       result['per_layer_miou'])
+        result['class_level'] = compare_with_labels(model, loader,
+                                                    num_images)
     return result
 
 
@@ -61,14 +66,26 @@ def format_table(r):
     if miou is not None:
         by_miou = sorted(r['layers'], key=lambda l: -miou[l])
         mrank = {l: i + 1 for i, l in enumerate(by_miou)}
-    head = '| layer | InfoScore | rank |' + (' mIoU | mIoU rank |' if miou else '')
+    cl = r.get('class_level')
+    first = cl['classes'][0] if cl else ''
+    head = '| layer | InfoScore | rank |' + (
+        ' mIoU | mIoU rank | class-level InfoScore | image entropy | '
+        f'{first} share | L1 to labels |' if miou else '')
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for l in r['layers']:
         sel = ' *' if l in r['selected'] else ''
         row = f'| {l}{sel} | {r["infoscore"][l]:.4f} | {rank[l]} |'
         if miou:
-            row += f' {miou[l]:.2f} | {mrank[l]} |'
+            row += (f' {miou[l]:.2f} | {mrank[l]} | {cl["infoscore"][l]:.2f} |'
+                    f' {cl["mean_image_entropy"][l]:.2f} |'
+                    f' {cl["mean_marginal"][l][0]:.2f} |'
+                    f' {cl["l1_to_labels"][l]:.2f} |')
         lines.append(row)
+    if miou:
+        gt = cl['labels']
+        lines.append(f'| labels | | | | | {gt["infoscore"]:.2f} | '
+                     f'{gt["mean_image_entropy"]:.2f} | '
+                     f'{gt["mean_marginal"][0]:.2f} | 0 |')
     lines.append(f'\nselected (top-{len(r["selected"])}): {r["selected"]} '
                  f'from {r["num_images"]} unlabeled images')
     if miou:

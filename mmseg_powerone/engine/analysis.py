@@ -8,6 +8,7 @@ from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 
 from ..infoscore import InfoScoreAccumulator, class_marginals
+from ..models.segmentor import IGNORE_INDEX
 
 
 def iter_preprocessed(model, dataloader, num_images: Optional[int] = None,
@@ -65,6 +66,66 @@ def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
         model.train(was_training)
     acc.all_reduce()
     return dict(acc.finalize(topk), marginal_entries=entries)
+
+
+@torch.no_grad()
+def compare_with_labels(model, dataloader, num_images: int) -> Dict:
+    """InfoScore's statistics at class level, for every layer and for the
+    label maps of the same first ``num_images`` images.
+
+    The ranking's own marginal keeps background prompts apart; labels have
+    one background class, so here both sides are class marginals
+    (background prompts summed, single-prompt mode). The labels' own
+    InfoScore says how committed and how spread a perfect layer would look:
+    a layer far above it puts its mass where the labels do not (one class
+    taking most of each image, objects taking the background), which the
+    formula rewards. Layer
+    marginals cover the whole input, as InfoScore's do; label marginals
+    cover the labelled pixels (``ignore_index`` left out). Single process.
+
+    Returns:
+        dict(labels=dict(infoscore, mean_image_entropy, dataset_entropy,
+        cov, mean_marginal), and per layer (class level): infoscore,
+        mean_image_entropy, dataset_entropy, cov, mean_marginal (the
+        dataset's mean class marginal, [L][C]), l1_to_labels (mean over
+        images of the L1 distance between the layer's marginal and the
+        labels'); classes, num_images).
+    """
+    layers = list(range(model.adapter.num_layers))
+    C = model.num_classes
+    rows = []
+    model.eval()
+    for inputs, samples in iter_preprocessed(model, dataloader, num_images,
+                                             shard=False):
+        maps = model.layer_maps(inputs, layers, single_prompt=True)[
+            'maps']  # [B, L, C, h, w]
+        layer_m = class_marginals(maps, inputs.shape[2:],
+                                  model.align_corners).double()  # [B, L, C]
+        label_m = []
+        for s in samples:
+            label = s.gt_sem_seg.data.flatten()
+            label = label[label != IGNORE_INDEX].long()
+            if label.numel() == 0 or int(label.max()) >= C:
+                raise ValueError(
+                    f'{s.metainfo.get("seg_map_path", "a label map")} has no '
+                    f'labelled pixels or labels outside 0..{C - 1}: the '
+                    'comparison needs label maps of the model\'s classes.')
+            label_m.append(torch.bincount(label, minlength=C).double()
+                           / label.numel())
+        rows.append(torch.cat([torch.stack(label_m)[:, None],
+                               layer_m.cpu()], dim=1))  # [B, 1 + L, C]
+    m = torch.cat(rows)
+    acc = InfoScoreAccumulator(1 + len(layers), C)
+    acc.update(m)
+    stats = acc.finalize(topk=1)
+    keys = ('infoscore', 'mean_image_entropy', 'dataset_entropy', 'cov')
+    stats['mean_marginal'] = m.mean(dim=0).tolist()  # [1 + L, C]
+    keys += ('mean_marginal',)
+    l1 = (m[:, 1:] - m[:, :1]).abs().sum(dim=2).mean(dim=0)  # [L]
+    return dict(labels={k: stats[k][0] for k in keys},
+                **{k: stats[k][1:] for k in keys},
+                l1_to_labels=l1.tolist(), classes=list(model.class_names),
+                num_images=stats['num_images'])
 
 
 @torch.no_grad()
