@@ -72,6 +72,32 @@ def test_a_committed_diverse_layer_outranks_a_uniform_one():
     assert infoscore_batch(m, topk=1)['selected'] == [1]
 
 
+
+def test_in_a_background_world_flooding_the_background_outranks_the_truth():
+    """What InfoScore rewards, on class marginals shaped like the embedded
+    world's labels (background ~86 %, one to three objects per image): a
+    blurred version of the truth ranks below the truth, as it should, but a
+    layer that hands most of the background to the present objects ranks
+    above the truth itself (it spreads mass over more classes across the
+    dataset). That is what the tiny VLMs' deep layers do (README, "Honest
+    reading"); the formula is as specified, so this is a documented
+    limitation, not something to tune away."""
+    g = np.random.default_rng(0)
+    n, C = 100, 7
+    truth = np.zeros((n, C))
+    for i in range(n):
+        objs = g.choice(np.arange(1, C), size=g.integers(1, 4), replace=False)
+        truth[i, objs] = g.dirichlet(np.ones(len(objs))) * 0.14
+        truth[i, 0] = 1 - truth[i, 1:].sum()
+    blurred = 0.6 * truth + 0.4 / C
+    flooded = truth.copy()
+    flooded[:, 0] = 0.4
+    flooded[:, 1:] = truth[:, 1:] / truth[:, 1:].sum(1, keepdims=True) * 0.6
+    m = torch.from_numpy(np.stack([truth, blurred, flooded], axis=1))
+    r = infoscore_batch(m, topk=1)
+    assert r['ranking'] == [2, 0, 1]
+
+
 def test_errors():
     with pytest.raises(ValueError, match='at least one image'):
         InfoScoreAccumulator(3, 2).finalize()

@@ -353,3 +353,45 @@ def test_layer_drop_trains_the_kept_cross_attention_layers_only(tmp_path, arch):
         with pv.layer_drop(pv.ARCHES[arch], model, 0.5, rng):
             raise RuntimeError('inside')
     assert encoder.layer is stack
+
+
+def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
+    """--caption-weight: the text encoder run from [DEC] with a causal mask
+    predicts each next word through the shared cross-attention; a word's
+    prediction never sees the words after it, the loss trains the
+    cross-attention of every layer (the last one included), and ALBEF is
+    refused."""
+    import pretrain_vlm as pv
+    args = tiny_args(tmp_path, **{'caption-weight': 1.0, 'lr': 2e-3})
+    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    model = pv.build_model(tok, args)
+    ids, mask = pv.tokenize(tok, ['a red star on grass.', 'a red star on snow.'])
+    changed = int((ids[0] != ids[1]).nonzero()[0])
+    image = torch.randn(1, 65, 32).expand(2, -1, -1)
+    logits = pv.BlipArch.caption_logits(model, image, ids, mask)
+    assert logits.shape == (2, ids.shape[1], len(tok))
+    torch.testing.assert_close(logits[0, :changed], logits[1, :changed])
+    assert not torch.allclose(logits[0, changed], logits[1, changed])
+    torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, len(tok)), ids[:, 1:].reshape(-1)).backward()
+    for layer in model.text_encoder.encoder.layer:
+        assert all(p.grad is not None and p.grad.abs().sum() > 0
+                   for p in layer.crossattention.parameters())
+    model.zero_grad(set_to_none=True)
+
+    batch = [render(0, 'pretrain', i) for i in range(8)]
+    imgs = np.stack([b[0] for b in batch])
+    scenes = [([o.to_json() for o in b[2]], b[3]) for b in batch]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    caps = []
+    for step in range(25):
+        loss, stats = pv.train_step(model, tok, imgs, scenes,
+                                    np.random.default_rng(step), args, False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        caps.append(stats['cap'])
+    assert np.mean(caps[-5:]) < 0.8 * np.mean(caps[:5])
+    with pytest.raises(SystemExit):
+        pv.parse_args(['--out', 'x', '--arch', 'albef', '--caption-weight',
+                       '0.5'])

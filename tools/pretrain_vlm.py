@@ -75,6 +75,11 @@ def parse_args(argv=None):
                    help='fraction of steps on one-object images only')
     p.add_argument('--heldout', type=int, default=600,
                    help='held-out images for presence AUROC')
+    p.add_argument('--caption-weight', type=float, default=0.0,
+                   help='weight of a captioning loss (BLIP only): the text '
+                   'encoder run causally from [DEC] predicts each next caption '
+                   'word through the same cross-attention, as BLIP\'s decoder '
+                   'shares it, so every token learns to look at what it names')
     p.add_argument('--layer-drop', type=float, default=0.0,
                    help='LayerDrop in the ITM pass: each cross-attending text '
                    'layer is skipped for a step with this probability (one is '
@@ -88,7 +93,10 @@ def parse_args(argv=None):
     p.add_argument('--patch', type=int, default=8)
     p.add_argument('--log-every', type=int, default=100)
     p.add_argument('--overwrite', action='store_true')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.caption_weight and args.arch != 'blip':
+        p.error('--caption-weight is for --arch blip (ALBEF has no decoder)')
+    return args
 
 
 # ---------------------------------------------------------------- captions
@@ -225,6 +233,17 @@ class BlipArch:
                                  encoder_attention_mask=torch.ones(
                                      image_embeds.shape[:2], dtype=torch.long))
         return model.itm_head(out.last_hidden_state)
+
+    @staticmethod
+    def caption_logits(model, image_embeds, ids, mask):  # [B, T, V]
+        dec = ids.clone()
+        dec[:, 0] = model.config.text_config.bos_token_id  # [DEC] for [CLS]
+        out = model.text_encoder(input_ids=dec, attention_mask=mask,
+                                 encoder_hidden_states=image_embeds,
+                                 is_decoder=True)
+        # the word embeddings as output layer: nothing to drop when saving
+        words = model.text_encoder.embeddings.word_embeddings.weight
+        return out.last_hidden_state @ words.t()
 
     @staticmethod
     def cross_layers(model):  # (encoder holding .layer, first cross-attending index)
@@ -367,6 +386,13 @@ def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
         - (truth.t() / truth.t().sum(1, keepdim=True)
            * sim.t().log_softmax(1)).sum(1).mean())
 
+    loss_cap = torch.zeros(())
+    if args.caption_weight:
+        logits = arch.caption_logits(model, image_embeds, ids, mask)
+        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        loss_cap = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                   target.reshape(-1), ignore_index=-100)
+
     # ITM: positives, word-swap negatives, and one mined negative per image
     # (another image's caption that is false here, sampled by similarity).
     texts, img_idx, labels = list(pos_texts), list(range(B)), [1] * B
@@ -395,8 +421,9 @@ def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
     with layer_drop(arch, model, args.layer_drop, rng):
         loss_itm, acc = itm_loss(arch, model, image_embeds[img_idx], ids2,
                                  mask2, torch.tensor(labels))
-    return args.itc_weight * loss_itc + loss_itm, dict(itc=float(loss_itc), itm=float(loss_itm),
-                                     itm_acc=float(acc))
+    loss = args.itc_weight * loss_itc + loss_itm + args.caption_weight * loss_cap
+    return loss, dict(itc=float(loss_itc), itm=float(loss_itm),
+                      itm_acc=float(acc), cap=float(loss_cap))
 
 
 def caption_words(scene):
@@ -582,7 +609,8 @@ def pretrain(args, argv, tmp):
             recent = hist[-args.log_every:]
             avg = {k: np.mean([h[k] for h in recent]) for k in recent[0]}
             el = time.time() - t0
-            print(f'step {step + 1}/{args.steps}  itc {avg["itc"]:.3f}  itm '
+            print(f'step {step + 1}/{args.steps}  itc {avg["itc"]:.3f}  '
+                  f'cap {avg["cap"]:.3f}  itm '
                   f'{avg["itm"]:.3f}  itm_acc {avg["itm_acc"]:.3f}  '
                   f'{el / 60:.1f} min (eta {el / (step + 1) * (args.steps - step - 1) / 60:.1f} min)',
                   flush=True)
