@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers import REPO
 from mmseg_powerone.datasets.shapes_world import (BACKGROUNDS, CLASSES,
@@ -372,7 +373,7 @@ def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
     assert logits.shape == (2, ids.shape[1], len(tok))
     torch.testing.assert_close(logits[0, :changed], logits[1, :changed])
     assert not torch.allclose(logits[0, changed], logits[1, changed])
-    torch.nn.functional.cross_entropy(
+    F.cross_entropy(
         logits[:, :-1].reshape(-1, len(tok)), ids[:, 1:].reshape(-1)).backward()
     for layer in model.text_encoder.encoder.layer:
         assert all(p.grad is not None and p.grad.abs().sum() > 0
@@ -395,3 +396,24 @@ def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
     with pytest.raises(SystemExit):
         pv.parse_args(['--out', 'x', '--arch', 'albef', '--caption-weight',
                        '0.5'])
+
+
+def test_itm_loss_reads_every_token_or_the_first(tmp_path):
+    """--itm-tokens: the ITM loss averages over the non-padding tokens, or
+    reads the first token only (BLIP's own ITM)."""
+    import pretrain_vlm as pv
+    args = tiny_args(tmp_path)
+    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    model = pv.build_model(tok, args).eval()
+    ids, mask = pv.tokenize(tok, ['a red star.', 'a blue ring on grass.'])
+    image = torch.randn(2, 65, 32)
+    labels = torch.tensor([1, 0])
+    with torch.no_grad():
+        logits = pv.BlipArch.itm_logits(model, image, ids, mask)  # [2, T, 2]
+        first = pv.itm_loss(pv.BlipArch, model, image, ids, mask, labels,
+                            'first')[0]
+        every = pv.itm_loss(pv.BlipArch, model, image, ids, mask, labels)[0]
+    torch.testing.assert_close(first, F.cross_entropy(logits[:, 0], labels))
+    ce = torch.stack([F.cross_entropy(logits[:, t], labels, reduction='none')
+                      for t in range(ids.shape[1])], 1)
+    torch.testing.assert_close(every, (ce * mask).sum() / mask.sum())

@@ -80,6 +80,10 @@ def parse_args(argv=None):
                    'encoder run causally from [DEC] predicts each next caption '
                    'word through the same cross-attention, as BLIP\'s decoder '
                    'shares it, so every token learns to look at what it names')
+    p.add_argument('--itm-tokens', choices=('all', 'first'), default='all',
+                   help="tokens the ITM loss reads: every non-padding token "
+                   "(trains both itm_reduce modes) or the first only, as BLIP "
+                   "does (then use the model with itm_reduce='first')")
     p.add_argument('--layer-drop', type=float, default=0.0,
                    help='LayerDrop in the ITM pass: each cross-attending text '
                    'layer is skipped for a step with this probability (one is '
@@ -327,14 +331,18 @@ def tokenize(tok, texts):
     return enc['input_ids'], enc['attention_mask']
 
 
-def itm_loss(arch, model, image_embeds, ids, mask, labels):
+def itm_loss(arch, model, image_embeds, ids, mask, labels, tokens='all'):
     """ITM cross-entropy at every non-padding token (so that both 'first'
-    and 'max' token reductions are trained), and accuracy at the first."""
+    and 'max' token reductions are trained) or, with ``tokens='first'``,
+    at the first only; accuracy at the first."""
     logits = arch.itm_logits(model, image_embeds, ids, mask)  # [N, T, 2]
     tgt = labels[:, None].expand(-1, logits.shape[1])
     ce = F.cross_entropy(logits.reshape(-1, 2), tgt.reshape(-1),
                          reduction='none').view(tgt.shape)
     m = mask.float()
+    if tokens == 'first':
+        m = torch.zeros_like(m)
+        m[:, 0] = 1
     loss = (ce * m).sum() / m.sum()
     acc = (logits[:, 0].argmax(-1) == labels).float().mean()
     return loss, acc
@@ -420,7 +428,7 @@ def train_step(model, tok, batch_imgs, batch_scenes, rng, args, one_object):
     ids2, mask2 = tokenize(tok, texts)
     with layer_drop(arch, model, args.layer_drop, rng):
         loss_itm, acc = itm_loss(arch, model, image_embeds[img_idx], ids2,
-                                 mask2, torch.tensor(labels))
+                                 mask2, torch.tensor(labels), args.itm_tokens)
     loss = args.itc_weight * loss_itc + loss_itm + args.caption_weight * loss_cap
     return loss, dict(itc=float(loss_itc), itm=float(loss_itm),
                       itm_acc=float(acc), cap=float(loss_cap))
