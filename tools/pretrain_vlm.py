@@ -351,9 +351,11 @@ def itm_loss(arch, model, image_embeds, ids, mask, labels, tokens='all'):
 @contextlib.contextmanager
 def layer_drop(arch, model, p, rng):
     """LayerDrop (Fan et al., 2019) for one step: each cross-attending text
-    layer is left out with probability ``p``, at least one kept. Without it
-    the first layers of a tiny model find the named things and the deeper
-    ones attend anywhere, since the answer already reaches them."""
+    layer is left out with probability ``p``, at least one kept, so no layer
+    can leave the looking to the others (in the tiny models the first layers
+    find the named things and the deeper ones, which the answer already
+    reaches, attend elsewhere). Tried on the embedded world: it did not fix
+    that (README, "Honest reading"); off by default."""
     encoder, first = arch.cross_layers(model)
     layers = encoder.layer
     if p <= 0:
@@ -636,6 +638,7 @@ def pretrain(args, argv, tmp):
         machine=platform.processor() or platform.machine(),
         parameters=n_params, heldout=args.heldout, final_train=final,
         bow_pool=args.bow_pool, bow_final_loss=bow_loss,
+        caption_weight=args.caption_weight, itm_tokens=args.itm_tokens,
         layer_drop=args.layer_drop, presence_auroc=auroc)
     with open(os.path.join(tmp, 'pretrain_report.json'), 'w') as f:
         json.dump(report, f, indent=2)

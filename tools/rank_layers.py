@@ -7,7 +7,7 @@ compare the ranking with each layer's mIoU.
 Prints a table per layer, and with --with-labels the Spearman correlation
 between InfoScore and mIoU, the top-k ensemble's mIoU, and InfoScore at
 class level next to the labels' own (``class_level`` in the JSON: a layer
-far above the labels commits more than the true segmentation does); writes
+far above the labels puts its mass where they do not); writes
 DIR/infoscore.json and DIR/rank_layers.png.
 """
 import argparse

@@ -79,9 +79,9 @@ def compare_with_labels(model, dataloader, num_images: int) -> Dict:
     InfoScore says how committed and how spread a perfect layer would look:
     a layer far above it puts its mass where the labels do not (one class
     taking most of each image, objects taking the background), which the
-    formula rewards. Layer
-    marginals cover the whole input, as InfoScore's do; label marginals
-    cover the labelled pixels (``ignore_index`` left out). Single process.
+    formula rewards. Layer marginals cover the whole input, as InfoScore's
+    do; label marginals cover the labelled pixels (``ignore_index`` left
+    out). Single process.
 
     Returns:
         dict(labels=dict(infoscore, mean_image_entropy, dataset_entropy,
