@@ -48,6 +48,21 @@ def test_shipped_checkpoint_was_pretrained_within_the_budget(ckpt):
 
 
 @pytest.mark.parametrize('vlm', ['blip', 'albef'])
+@pytest.mark.parametrize('setting', ['zeroshot', 'oneshot'])
+def test_shapes_configs_read_itm_where_the_shipped_model_learned_it(vlm,
+                                                                    setting):
+    """A model whose ITM loss read only the first token gives untrained
+    answers at the other tokens: its configs must use itm_reduce='first'."""
+    from mmengine.config import Config
+    ckpt = {'blip': CKPT, 'albef': ALBEF_CKPT}[vlm]
+    with open(os.path.join(ckpt, 'pretrain_report.json')) as f:
+        tokens = json.load(f).get('itm_tokens', 'all')
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs', 'powerone', f'powerone_{vlm}-tiny_{setting}_shapes.py'))
+    assert cfg.model.itm_reduce == ('first' if tokens == 'first' else 'max')
+
+
+@pytest.mark.parametrize('vlm', ['blip', 'albef'])
 def test_zeroshot_config_builds_with_the_shipped_checkpoint(vlm):
     model = _build(os.path.join(REPO, 'configs', 'powerone',
                                 f'powerone_{vlm}-tiny_zeroshot_shapes.py'))

@@ -519,6 +519,9 @@ def write_readme(out_dir, report):
                '(each caption word predicted by its best patch: max over '
                'patches)' if report.get('bow_pool') == 'max' else
                'a bag-of-words captioning warm-up of the vision encoder')
+    itm_note = ('\nThe ITM loss reads the first token only, as BLIP\'s does: '
+                "use the model with `itm_reduce='first'`."
+                if report.get('itm_tokens') == 'first' else '')
     text = f"""# Tiny {name} for the embedded shapes world
 
 {layout} trained by
@@ -526,7 +529,7 @@ def write_readme(out_dir, report):
 a mask): {warm_up}, then
 image-text contrastive + image-text matching with hard negatives (one word
 swapped: a shape, a colour, or the kind of background under an object; and
-captions of other images mined from contrastive scores).
+captions of other images mined from contrastive scores).{itm_note}
 
 Reproduce (from the repository root):
 

@@ -126,7 +126,8 @@ def run_seed(seed, args, vlm='BLIP'):
                         else f'{vlm.lower()}_seed{seed}')
     print(f'[quickstart] {vlm} seed {seed}: InfoScore ranking and per-layer '
           'mIoU', flush=True)
-    r = analyse(zeroshot, args.num_images, None, True, data_opt)
+    r = analyse(zeroshot, args.num_images, None, True, data_opt,
+                class_level=False)  # not in the table: keep it short
     opts = [f'test_dataloader.dataset.data_root={root}'] + args.cfg_options
     print(f'[quickstart] {vlm} seed {seed}: tools/test.py, training-free top-2',
           flush=True)

@@ -41,8 +41,10 @@ def parse_args(argv=None):
 
 
 def analyse(config, num_images=100, topk=None, with_labels=False,
-            cfg_options=None):
-    """InfoScore ranking and, with labels, per-layer and top-k mIoU."""
+            cfg_options=None, class_level=True):
+    """InfoScore ranking and, with labels, per-layer and top-k mIoU and
+    (unless ``class_level=False``, one more pass) the comparison with the
+    labels' own InfoScore."""
     cfg, model, loader = build_model_and_loader(config, cfg_options)
     result = rank_layers(model, loader, num_images, topk or model.topk)
     if with_labels:
@@ -55,8 +57,9 @@ def analyse(config, num_images=100, topk=None, with_labels=False,
         result['topk_miou'] = float(metrics['topk']['mIoU'])
         result['spearman'] = spearman(result['infoscore'],
                                       result['per_layer_miou'])
-        result['class_level'] = compare_with_labels(model, loader,
-                                                    num_images)
+        if class_level:
+            result['class_level'] = compare_with_labels(model, loader,
+                                                        num_images)
     return result
 
 
@@ -67,23 +70,28 @@ def format_table(r):
         by_miou = sorted(r['layers'], key=lambda l: -miou[l])
         mrank = {l: i + 1 for i, l in enumerate(by_miou)}
     cl = r.get('class_level')
-    first = cl['classes'][0] if cl else ''
-    head = '| layer | InfoScore | rank |' + (
-        ' mIoU | mIoU rank | class-level InfoScore | image entropy | '
-        f'{first} share | L1 to labels |' if miou else '')
+    head = '| layer | InfoScore | rank |'
+    if miou:
+        head += ' mIoU | mIoU rank |'
+    if cl:
+        head += (' class-level InfoScore | image entropy | '
+                 f'{cl["classes"][0]} share | L1 to labels |')
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for l in r['layers']:
         sel = ' *' if l in r['selected'] else ''
         row = f'| {l}{sel} | {r["infoscore"][l]:.4f} | {rank[l]} |'
         if miou:
-            row += (f' {miou[l]:.2f} | {mrank[l]} | {cl["infoscore"][l]:.2f} |'
+            row += f' {miou[l]:.2f} | {mrank[l]} |'
+        if cl:
+            row += (f' {cl["infoscore"][l]:.2f} |'
                     f' {cl["mean_image_entropy"][l]:.2f} |'
                     f' {cl["mean_marginal"][l][0]:.2f} |'
                     f' {cl["l1_to_labels"][l]:.2f} |')
         lines.append(row)
-    if miou:
+    if cl:
         gt = cl['labels']
-        lines.append(f'| labels | | | | | {gt["infoscore"]:.2f} | '
+        lines.append('| labels |' + ' |' * (4 if miou else 2) +
+                     f' {gt["infoscore"]:.2f} | '
                      f'{gt["mean_image_entropy"]:.2f} | '
                      f'{gt["mean_marginal"][0]:.2f} | 0 |')
     lines.append(f'\nselected (top-{len(r["selected"])}): {r["selected"]} '

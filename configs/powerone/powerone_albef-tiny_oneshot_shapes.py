@@ -3,6 +3,8 @@
 # cross-attention of the top-2 InfoScore fusion layers train).
 _base_ = ['./powerone_blip-tiny_oneshot_shapes.py']
 model = dict(
+    # its ITM was trained at every token: the reference reduction
+    itm_reduce='max',
     vlm=dict(
         _delete_=True,
         type='ALBEFAdapter',

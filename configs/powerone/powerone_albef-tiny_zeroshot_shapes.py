@@ -4,6 +4,8 @@
 # VLM swapped, so the two rows of the quickstart differ only in the VLM.
 _base_ = ['./powerone_blip-tiny_zeroshot_shapes.py']
 model = dict(
+    # its ITM was trained at every token: the reference reduction
+    itm_reduce='max',
     vlm=dict(
         _delete_=True,
         type='ALBEFAdapter',
