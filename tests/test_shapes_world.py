@@ -417,3 +417,22 @@ def test_itm_loss_reads_every_token_or_the_first(tmp_path):
     ce = torch.stack([F.cross_entropy(logits[:, t], labels, reduction='none')
                       for t in range(ids.shape[1])], 1)
     torch.testing.assert_close(every, (ce * mask).sum() / mask.sum())
+
+
+@pytest.mark.parametrize('tokens,caption', [('all', 0.0), ('first', 0.5)])
+def test_checkpoint_readme_says_how_the_model_was_trained(tmp_path, tokens,
+                                                          caption):
+    """The README beside the weights names the recipe options that change
+    how to use or read the model: the ITM token and the captioning loss."""
+    import pretrain_vlm as pv
+    auroc = {name: 0.9 for name in list(pv.SHAPES) + ['mean']}
+    report = dict(command='python tools/pretrain_vlm.py --out X', arch='blip',
+                  seed=0, steps=10, batch=4, wall_time_min=1.0, threads=2,
+                  parameters=1e6, heldout=6, final_train=dict(itm_acc=0.5),
+                  itm_tokens=tokens, caption_weight=caption,
+                  presence_auroc=dict(first=auroc, max=auroc))
+    pv.write_readme(str(tmp_path), report)
+    text = (tmp_path / 'README.md').read_text()
+    assert ("itm_reduce='first'" in text) == (tokens == 'first')
+    assert ('captioning loss (weight 0.5)' in text) == bool(caption)
+    assert 'python tools/pretrain_vlm.py --out X' in text

@@ -522,6 +522,12 @@ def write_readme(out_dir, report):
     itm_note = ('\nThe ITM loss reads the first token only, as BLIP\'s does: '
                 "use the model with `itm_reduce='first'`."
                 if report.get('itm_tokens') == 'first' else '')
+    if report.get('caption_weight'):
+        itm_note += (f"\nBeside them, a captioning loss (weight "
+                     f"{report['caption_weight']}): the text encoder, run "
+                     'causally from [DEC], predicts each next caption word '
+                     "through the same cross-attention, as BLIP's decoder "
+                     'shares it.')
     text = f"""# Tiny {name} for the embedded shapes world
 
 {layout} trained by
