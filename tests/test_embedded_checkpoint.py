@@ -85,6 +85,20 @@ def test_oneshot_config_builds_with_the_shipped_checkpoint(vlm):
     assert model.train_cfg.tune_embeddings == 'all'
 
 
+@pytest.mark.parametrize('vlm,lr,passes', [('blip', 2e-4, 5),
+                                           ('albef', 2e-3, 100)])
+def test_shapes_oneshot_schedules(vlm, lr, passes):
+    """The tiny BLIP tunes with the reference schedule; the tiny ALBEF,
+    whose config inherits the BLIP one, keeps the larger steps it needs
+    (README: 31.0 mIoU with the reference schedule, 52.2 with these)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs', 'powerone', f'powerone_{vlm}-tiny_oneshot_shapes.py'))
+    assert cfg.optim_wrapper.optimizer.lr == lr
+    assert cfg.optim_wrapper.accumulative_counts == 2
+    assert cfg.train_cfg.max_epochs == passes
+
+
 def _build(cfg_path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope

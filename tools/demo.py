@@ -4,7 +4,7 @@ attention heatmaps for each selected layer.
 
     python tools/demo.py IMAGE_OR_DIR --classes "circle, star, ring"
         [--background "grass/sand/water/snow"] [--config CONFIG]
-        [--checkpoint CKPT] [--layers 1 2] [--out work_dirs/demo]
+        [--checkpoint CKPT] [--layers 0 2] [--out work_dirs/demo]
 
 Classes are comma-separated, synonyms of one class joined by '/'. The
 background class defaults to the config's (the first line of its class-name
@@ -35,7 +35,7 @@ def parse_args(argv=None):
     p.add_argument('--layers', type=int, nargs='+',
                    help="layers, when the config's are chosen by InfoScore "
                    'and no checkpoint stores them (default for the embedded '
-                   'model: 1 2, its InfoScore choice on the shapes world)')
+                   'model: 0 2, its InfoScore choice on the shapes world)')
     p.add_argument('--out', default='work_dirs/demo')
     p.add_argument('--device', default='cpu')
     return p.parse_args(argv)
@@ -133,7 +133,7 @@ def main(argv=None):
     from mmseg_powerone.apis import PowerOneInferencer
     layers = args.layers
     if layers is None and args.config is None and args.checkpoint is None:
-        layers = [1, 2]
+        layers = [0, 2]
     inferencer = PowerOneInferencer(args.config, args.checkpoint,
                                     layers=layers, device=args.device)
     background = split_names(args.background)[0] if args.background else None
