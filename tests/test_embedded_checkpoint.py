@@ -12,6 +12,18 @@ CKPT = os.path.join(REPO, 'checkpoints', 'blip-tiny-shapes')
 ALBEF_CKPT = os.path.join(REPO, 'checkpoints', 'albef-tiny-shapes')
 
 
+def _report(ckpt):
+    """The pretraining report committed beside a checkpoint."""
+    with open(os.path.join(ckpt, 'pretrain_report.json')) as f:
+        return json.load(f)
+
+
+def _trained_itm_reduce(report):
+    """The ITM reduction the pretraining trained: a loss at the first token
+    only trains 'first'; a loss at every token trains both ('max' used)."""
+    return 'first' if report.get('itm_tokens') == 'first' else 'max'
+
+
 def test_shipped_checkpoint_loads_through_blip_adapter():
     from mmseg_powerone.models import BLIPAdapter
     adapter = BLIPAdapter(pretrained=CKPT)
@@ -34,17 +46,14 @@ def test_shipped_albef_checkpoint_loads_strictly_through_albef_adapter():
 
 @pytest.mark.parametrize('ckpt', [CKPT, ALBEF_CKPT], ids=['blip', 'albef'])
 def test_shipped_checkpoint_meets_its_presence_gate(ckpt):
-    with open(os.path.join(ckpt, 'pretrain_report.json')) as f:
-        report = json.load(f)
-    mode = 'first' if report.get('itm_tokens') == 'first' else 'max'
-    assert report['presence_auroc'][mode]['mean'] >= 0.95
+    report = _report(ckpt)
+    assert report['presence_auroc'][_trained_itm_reduce(report)]['mean'] >= 0.95
 
 
 @pytest.mark.parametrize('ckpt', [CKPT, ALBEF_CKPT], ids=['blip', 'albef'])
 def test_shipped_checkpoint_was_pretrained_within_the_budget(ckpt):
     """Issue 4: pretraining finishes on 2 CPU cores in <= 30 minutes."""
-    with open(os.path.join(ckpt, 'pretrain_report.json')) as f:
-        report = json.load(f)
+    report = _report(ckpt)
     assert report['threads'] == 2 and report['wall_time_min'] <= 30
 
 
@@ -55,12 +64,10 @@ def test_shapes_configs_read_itm_where_the_shipped_model_learned_it(vlm,
     """A model whose ITM loss read only the first token gives untrained
     answers at the other tokens: its configs must use itm_reduce='first'."""
     from mmengine.config import Config
-    ckpt = {'blip': CKPT, 'albef': ALBEF_CKPT}[vlm]
-    with open(os.path.join(ckpt, 'pretrain_report.json')) as f:
-        tokens = json.load(f).get('itm_tokens', 'all')
+    report = _report({'blip': CKPT, 'albef': ALBEF_CKPT}[vlm])
     cfg = Config.fromfile(os.path.join(
         REPO, 'configs', 'powerone', f'powerone_{vlm}-tiny_{setting}_shapes.py'))
-    assert cfg.model.itm_reduce == ('first' if tokens == 'first' else 'max')
+    assert cfg.model.itm_reduce == _trained_itm_reduce(report)
 
 
 @pytest.mark.parametrize('vlm', ['blip', 'albef'])

@@ -519,11 +519,11 @@ def write_readme(out_dir, report):
                '(each caption word predicted by its best patch: max over '
                'patches)' if report.get('bow_pool') == 'max' else
                'a bag-of-words captioning warm-up of the vision encoder')
-    itm_note = ('\nThe ITM loss reads the first token only, as BLIP\'s does: '
+    recipe_note = ('\nThe ITM loss reads the first token only, as BLIP\'s does: '
                 "use the model with `itm_reduce='first'`."
                 if report.get('itm_tokens') == 'first' else '')
     if report.get('caption_weight'):
-        itm_note += (f"\nBeside them, a captioning loss (weight "
+        recipe_note += (f"\nBeside them, a captioning loss (weight "
                      f"{report['caption_weight']}): the text encoder, run "
                      'causally from [DEC], predicts each next caption word '
                      "through the same cross-attention, as BLIP's decoder "
@@ -535,7 +535,7 @@ def write_readme(out_dir, report):
 a mask): {warm_up}, then
 image-text contrastive + image-text matching with hard negatives (one word
 swapped: a shape, a colour, or the kind of background under an object; and
-captions of other images mined from contrastive scores).{itm_note}
+captions of other images mined from contrastive scores).{recipe_note}
 
 Reproduce (from the repository root):
 
