@@ -362,12 +362,14 @@ class VLMAttentionSegmentor(BaseSegmentor):
         probs = ensemble_probs(maps, padded.shape[2:], self.align_corners)
         probs = probs[:, :, :H, :W]
         if self.crf is not None and not self.training:
-            probs = self.crf(probs, self.image_colours(inputs))
+            image = inputs if self.crf.image == 'normalized' \
+                else self.image_colours(inputs)
+            probs = self.crf(probs, image)
         return probs
 
     def image_colours(self, inputs: Tensor) -> Tensor:
         """Undo the data preprocessor's normalisation: colours in 0..255
-        (what the CRF's appearance kernel compares), [B, 3, H, W]."""
+        (what a CRF with ``image='rgb'`` compares), [B, 3, H, W]."""
         dp = self.data_preprocessor
         if getattr(dp, '_enable_normalize', False):
             return inputs * dp.std + dp.mean
