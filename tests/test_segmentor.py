@@ -37,7 +37,9 @@ def reference_layer_maps(adapter, prompts, pixels, layers, itm_reduce):
         h.remove()
     if itm_reduce == 'first':
         itm = out.itm_score.softmax(-1)[:, 1]
-    else:
+    elif itm_reduce == 'max':  # every position of the set's padded length
+        itm = match.max(dim=1).values
+    else:  # 'max_real'
         itm = torch.stack([match[p, :int(mask[p].sum())].max() for p in range(P)])
     H = model.config.text_config.num_attention_heads
     d = model.config.text_config.hidden_size // H
@@ -69,7 +71,7 @@ def image(h=64, w=64, seed=0):
     return torch.randn(1, 3, h, w, generator=g)
 
 
-@pytest.mark.parametrize('itm_reduce', ['max', 'first'])
+@pytest.mark.parametrize('itm_reduce', ['max', 'max_real', 'first'])
 def test_layer_maps_match_reference_formula(build_segmentor, itm_reduce):
     # Same-length prompts (no padding) with synonyms on both background and
     # an object class, in multi-prompt mode.
@@ -104,17 +106,22 @@ def test_layer_maps_without_background_match_reference(build_segmentor):
     assert not torch.allclose(with_bg['maps'][:, :, 0], out['maps'][:, :, 0])
 
 
-def test_layer_maps_with_padded_prompts_match_reference(build_segmentor):
+PADDED = ['sky, grass', 'cat, kitten', 'dog, potted plant']
+
+
+@pytest.mark.parametrize('itm_reduce', ['max', 'max_real'])
+def test_layer_maps_with_padded_prompts_match_reference(build_segmentor,
+                                                        itm_reduce):
     # 'kitten' and 'potted plant' are out of the tiny vocabulary: several
     # word pieces, so the prompt batch is padded.
-    seg = build_segmentor(class_names=['sky, grass', 'cat, kitten',
-                                       'dog, potted plant'], multi_prompt=True)
+    seg = build_segmentor(class_names=PADDED, multi_prompt=True,
+                          itm_reduce=itm_reduce)
     enc = seg.prompt_tokens()
     assert (enc['attention_mask'] == 0).any(), 'fixture must have padding'
     x = image(seed=3)
     out = seg.layer_maps(x, [1, 2])
     ref_maps, ref_itm = reference_layer_maps(seg.vlm, seg.prompts, x, [1, 2],
-                                             'max')
+                                             itm_reduce)
     torch.testing.assert_close(out['itm'][0], ref_itm, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out['maps'][0].flatten(2), ref_maps,
                                atol=1e-4, rtol=1e-4)
@@ -125,6 +132,45 @@ def test_itm_modes_differ(build_segmentor):
     a = build_segmentor(itm_reduce='max').layer_maps(x)['itm']
     b = build_segmentor(itm_reduce='first').layer_maps(x)['itm']
     assert (a >= b - 1e-6).all() and not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize('itm_reduce', ['max', 'max_real', 'first'])
+def test_prompt_chunks_do_not_change_itm(build_segmentor, tiny_blip_dir,
+                                         itm_reduce):
+    """Chunks of one or two prompts give every prompt the score it has in
+    one pass: for 'max' each chunk keeps the whole set's padding, whose
+    positions the score reads (a chunk trimmed to its own longest prompt
+    would change it)."""
+    x = image(seed=4)
+    whole = build_segmentor(class_names=PADDED, multi_prompt=True,
+                            itm_reduce=itm_reduce).layer_maps(x, [0, 2])
+    for chunk in (1, 2):
+        seg = build_segmentor(class_names=PADDED, multi_prompt=True,
+                              itm_reduce=itm_reduce,
+                              vlm=dict(type='BLIPAdapter',
+                                       pretrained=tiny_blip_dir,
+                                       prompt_chunk=chunk))
+        out = seg.layer_maps(x, [0, 2])
+        torch.testing.assert_close(out['itm'], whole['itm'], atol=1e-6,
+                                   rtol=1e-5)
+        torch.testing.assert_close(out['maps'], whole['maps'], atol=1e-6,
+                                   rtol=1e-5)
+
+
+def test_max_reads_padding_positions(build_segmentor):
+    """With padded prompts the reference's 'max' and the real-token
+    'max_real' differ on the padded prompts, and only there."""
+    x = image(seed=3)
+    a = build_segmentor(class_names=PADDED, multi_prompt=True,
+                        itm_reduce='max')
+    b = build_segmentor(class_names=PADDED, multi_prompt=True,
+                        itm_reduce='max_real')
+    ia, ib = a.layer_maps(x, [0])['itm'][0], b.layer_maps(x, [0])['itm'][0]
+    padded = (a.prompt_tokens()['attention_mask'] == 0).any(1)
+    assert padded.any() and (~padded).any()
+    torch.testing.assert_close(ia[~padded], ib[~padded])
+    assert (ia[padded] >= ib[padded]).all()
+    assert not torch.allclose(ia[padded], ib[padded])
 
 
 def test_batch_of_four_equals_four_batches_of_one(build_segmentor):

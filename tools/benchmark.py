@@ -172,7 +172,8 @@ def naive_forward(adapter, tokens, x, layers, itm_reduce='max',
     for b in range(x.shape[0]):
         per_prompt = []
         for p in range(ids.shape[0]):
-            t = int(mask[p].sum())
+            # 'max' reads the padding of the whole set (maps.reduce_itm)
+            t = ids.shape[1] if itm_reduce == 'max' else int(mask[p].sum())
             kv = adapter.cross_kv(image_tokens[b:b + 1])
             per_prompt.append(adapter.text_forward(
                 ids[p:p + 1, :t], mask[p:p + 1, :t], kv, layers, itm_reduce,

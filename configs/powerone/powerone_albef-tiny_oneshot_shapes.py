@@ -4,8 +4,9 @@
 # steps than the reference schedule.
 _base_ = ['./powerone_blip-tiny_oneshot_shapes.py']
 model = dict(
-    # its ITM was trained at every token: the reference reduction
-    itm_reduce='max',
+    # its ITM was trained at every real token (never at padding): read it
+    # there
+    itm_reduce='max_real',
     vlm=dict(
         _delete_=True,
         type='ALBEFAdapter',

@@ -114,25 +114,32 @@ def gradcam_attention(probs: torch.Tensor, grads: torch.Tensor,
     return cam[:, 1:] if drop_first else cam
 
 
-ITM_REDUCE_MODES = ('max', 'first')
+ITM_REDUCE_MODES = ('max', 'max_real', 'first')
 
 
 def reduce_itm(match_prob: torch.Tensor, token_mask: torch.Tensor,
                mode: str) -> torch.Tensor:
     """ITM score per prompt from per-token match probabilities.
 
-    'max' takes the max over (non-padding) token positions, as the reference
-    code does; 'first' takes the first token, as standard BLIP/ALBEF ITM.
+    * 'max': the max over every token position, padding included, as the
+      reference code computes it. Padding positions carry outputs too (they
+      attend to the real tokens and the image), so the score depends on how
+      far a prompt is padded: adapters pad every prompt to the longest prompt
+      of the whole set, so prompt chunking never changes it.
+    * 'max_real': the max over the real (non-padding) tokens only.
+    * 'first': the first token, as standard BLIP/ALBEF ITM reads it.
 
     Args:
         match_prob: [P, T] softmax(ITM logits)[match] at every token.
-        token_mask: [P, T]
+        token_mask: [P, T], 1 on real tokens.
     Returns:
         [P]
     """
     if mode == 'first':
         return match_prob[:, 0]
     if mode == 'max':
+        return match_prob.amax(dim=1)
+    if mode == 'max_real':
         masked = match_prob.masked_fill(token_mask == 0, float('-inf'))
         return masked.amax(dim=1)
     raise ValueError(f'itm_reduce={mode!r} is not supported; use one of '

@@ -59,7 +59,10 @@ class VLMAttentionSegmentor(BaseSegmentor):
             'infoscore': the top-``topk`` layers by InfoScore, chosen on
             unlabeled images by ``InfoScoreHook`` before testing/training.
         topk: how many layers InfoScore selects.
-        itm_reduce: 'max' (reference code) or 'first' (standard BLIP ITM).
+        itm_reduce: how a prompt's per-token ITM becomes its score: 'max'
+            over every position, padding included, prompts padded to the
+            longest of the set (the reference code's rule), 'max_real' over
+            the real tokens only, or 'first' (standard BLIP/ALBEF ITM).
         itm_reweight: multiply each prompt's map by its ITM score (the
             method); False gives the ablation without it.
         map_mode: 'attention' (the paper's maps, forward only) or 'gradcam'

@@ -130,7 +130,8 @@ class BaseVLMAdapter(BaseModule):
                 ``patch_size``.
             prompts: the output of :meth:`prompt_batch`.
             layers: attention layers to capture.
-            itm_reduce: 'max' over token positions or 'first' token.
+            itm_reduce: one of :data:`~mmseg_powerone.models.maps.ITM_REDUCE_MODES`
+                (see :func:`~mmseg_powerone.models.maps.reduce_itm`).
             map_mode: 'attention' (steps 1-2 of DESIGN.md) or 'gradcam'
                 (:func:`~mmseg_powerone.models.maps.gradcam_attention` of the
                 post-softmax attention and its gradient of the ITM match

@@ -212,7 +212,11 @@ class FusionEncoderAdapter(BaseVLMAdapter):
             parts = []
             for s in range(0, ids.shape[0], self.prompt_chunk):
                 m = mask[s:s + self.prompt_chunk]
-                t = int(m.sum(1).max())  # trim padding beyond this chunk
+                # Trim padding beyond this chunk's longest prompt, except for
+                # itm_reduce='max', whose score reads the padding positions
+                # of the whole set's length (real tokens never see padding).
+                t = ids.shape[1] if itm_reduce == 'max' \
+                    else int(m.sum(1).max())
                 parts.append(self.text_forward(
                     ids[s:s + self.prompt_chunk, :t], m[:, :t], kv, layers,
                     itm_reduce, map_mode,
