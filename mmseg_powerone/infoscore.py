@@ -23,20 +23,28 @@ import torch.nn.functional as F
 EPS = 1e-8
 
 
+# The reference code clamps each pixel's class probabilities at this value
+# before averaging them into a marginal (and every later quantity with it).
+PIXEL_EPS = 1e-6
+
+
 def class_marginals(maps: torch.Tensor, size, align_corners: bool) -> torch.Tensor:
-    """Per-image, per-layer class marginals from ``layer_maps`` output.
+    """Per-image, per-layer class marginals from ``layer_maps`` output: the
+    maps upsampled to ``size``, normalised over classes, each probability
+    clamped at ``PIXEL_EPS`` (as the reference code does), averaged over
+    pixels.
 
     Args:
         maps: [B, L, C, h, w] per-layer class maps.
         size: (H, W) the maps are upsampled to before normalising.
     Returns:
-        [B, L, C], each row a distribution over classes.
+        [B, L, C], each row (nearly) a distribution over classes.
     """
     B, L, C, h, w = maps.shape
     up = F.interpolate(maps.reshape(B * L, C, h, w).float(), size=tuple(size),
                        mode='bilinear', align_corners=align_corners)
-    up = up / up.sum(dim=1, keepdim=True).clamp_min(1e-12)
-    return up.mean(dim=(2, 3)).view(B, L, C)
+    up = up / up.sum(dim=1, keepdim=True).clamp_min(PIXEL_EPS)
+    return up.clamp_min(PIXEL_EPS).mean(dim=(2, 3)).view(B, L, C)
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:

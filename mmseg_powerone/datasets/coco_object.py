@@ -9,7 +9,9 @@ writes the label maps)::
         annotations/val2017/000000000139_instanceTrainIds.png
 
 Label maps: 0 background, 1..80 the thing classes in COCO category-id
-order, 255 ignored.
+order, 255 ignored. The same classes in the same order as the COCO-2014
+label maps of the reference code's one-shot protocol (DIaM's
+``val_contain_crowd``), whose "IMAGE LABEL" lists ``ann_file`` also reads.
 """
 from typing import Dict, List, Sequence, Tuple
 
@@ -17,12 +19,14 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset, COCOStuffDataset
 from mmseg.registry import DATASETS
 
+from .pair_list import PairListMixin
+
 SEG_MAP_SUFFIX = '_instanceTrainIds.png'
 IGNORE_INDEX = 255
 
 
 @DATASETS.register_module()
-class COCOObjectDataset(BaseSegDataset):
+class COCOObjectDataset(PairListMixin, BaseSegDataset):
     """COCO-Object (81 classes: background + the 80 COCO things)."""
 
     METAINFO = dict(

@@ -7,7 +7,7 @@ import torch
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 
-from ..infoscore import InfoScoreAccumulator, class_marginals
+from ..infoscore import PIXEL_EPS, InfoScoreAccumulator, class_marginals
 from ..models.segmentor import IGNORE_INDEX
 
 
@@ -110,8 +110,10 @@ def compare_with_labels(model, dataloader, num_images: int) -> Dict:
                     f'{s.metainfo.get("seg_map_path", "a label map")} has no '
                     f'labelled pixels or labels outside 0..{C - 1}: the '
                     'comparison needs label maps of the model\'s classes.')
-            label_m.append(torch.bincount(label, minlength=C).double()
-                           / label.numel())
+            hist = torch.bincount(label, minlength=C).double() / label.numel()
+            # the marginal of one-hot maps clamped as class_marginals
+            # clamps a layer's: what a layer predicting the labels gets
+            label_m.append(hist + PIXEL_EPS * (1 - hist))
         rows.append(torch.cat([torch.stack(label_m)[:, None],
                                layer_m.cpu()], dim=1))  # [B, 1 + L, C]
     m = torch.cat(rows)

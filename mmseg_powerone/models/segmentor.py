@@ -17,10 +17,14 @@ from .maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                    prompt_softmax_itm, upsampled_argmax)
 
 MAP_MODES = ('attention', 'gradcam')
+PRED_GRIDS = ('original', 'input')
 # Above this many elements (C x H x W at the original size) seg_logits stay
 # at the network's resolution and the arg-max runs in strips: 1 GiB float32.
 MAX_LOGITS_NUMEL = 1 << 28
 IGNORE_INDEX = 255
+# The one-shot loss takes log(max(p, LOSS_EPS)), as the reference code: a
+# larger floor would cut the gradient of every pixel below it.
+LOSS_EPS = 1e-12
 TUNE_EMBEDDINGS = ('all', 'class_tokens')
 EXTRA_STATE_VERSION = 1
 
@@ -81,7 +85,11 @@ class VLMAttentionSegmentor(BaseSegmentor):
             crop_size=(h, w), stride=(h, w))``; ``max_logits_numel``
             (default 2**28): for originals with more class-map elements
             than this, ``seg_logits`` keep the network's resolution and
-            ``pred_sem_seg`` is computed in strips (bounded memory).
+            ``pred_sem_seg`` is computed in strips (bounded memory);
+            ``pred_grid``: 'original' (default, as mmseg: predictions go
+            back to each image's original size) or 'input' (they stay on
+            the padded grid the network saw, where the labels must be too:
+            the reference code's evaluation, see ResizeLongestEdgePad).
         train_cfg: one-shot fine-tuning, e.g. ``dict(tune_embeddings='all',
             background_weight=0.5)``; None (training-free) has no
             :meth:`loss`. ``tune_embeddings``: 'all' trains the word-embedding
@@ -158,6 +166,12 @@ class VLMAttentionSegmentor(BaseSegmentor):
             self.layers = self._check_layers(
                 list(range(n)) if layers is None else layers)
         self.test_cfg = _as_config(test_cfg or dict(mode='whole'))
+        if self.test_cfg.get('pred_grid', 'original') not in PRED_GRIDS:
+            raise ValueError(
+                f"test_cfg.pred_grid={self.test_cfg.pred_grid!r}; use "
+                "'original' (back to each image's original size, as mmseg) "
+                "or 'input' (the network's input grid, the reference "
+                "code's evaluation).")
         self.train_cfg = self._check_train_cfg(train_cfg)
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False
@@ -400,19 +414,37 @@ class VLMAttentionSegmentor(BaseSegmentor):
         ``ori_shape``, arg-max) after checking any ground truth against the
         class list. Originals whose full-size class map would exceed
         ``test_cfg.max_logits_numel`` get the arg-max in strips and
-        ``seg_logits`` at the network's resolution."""
+        ``seg_logits`` at the network's resolution.
+
+        With ``test_cfg.pred_grid='input'`` predictions stay on the grid the
+        network saw, padding included (the reference code's evaluation:
+        labels go through the same resize and padding, the padding is
+        ignored as 255)."""
         if data_samples is None:
             return super().postprocess_result(seg_logits, data_samples)
         C = seg_logits.shape[1]
         limit = self.test_cfg.get('max_logits_numel', MAX_LOGITS_NUMEL)
+        on_input_grid = self.test_cfg.get('pred_grid', 'original') == 'input'
         for i, sample in enumerate(data_samples):
             if 'gt_sem_seg' in sample:
                 check_labels(sample.gt_sem_seg.data, C, sample.metainfo)
-            H, W = sample.metainfo['ori_shape'][:2]
-            if C * H * W <= limit:
-                super().postprocess_result(seg_logits[i:i + 1], [sample])
+            if on_input_grid:
+                logits = seg_logits[i]
+                check_input_grid_labels(sample, logits.shape[1:])
+                sample.set_data(dict(
+                    seg_logits=PixelData(data=logits),
+                    pred_sem_seg=PixelData(data=logits.argmax(0, True))))
                 continue
             logits = _unpad_and_unflip(seg_logits[i], sample.metainfo)
+            H, W = sample.metainfo['ori_shape'][:2]
+            if C * H * W <= limit:
+                logits = F.interpolate(logits[None], size=(H, W),
+                                       mode='bilinear',
+                                       align_corners=self.align_corners)[0]
+                sample.set_data(dict(
+                    seg_logits=PixelData(data=logits),
+                    pred_sem_seg=PixelData(data=logits.argmax(0, True))))
+                continue
             pred = upsampled_argmax(logits, (H, W), self.align_corners)
             if not getattr(self, '_warned_large', False):
                 self._warned_large = True
@@ -454,7 +486,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         weight = probs.new_ones(self.num_classes)
         if self.has_background:
             weight[0] = self.train_cfg.background_weight
-        log_probs = probs.clamp_min(1e-8).log()
+        log_probs = probs.clamp_min(LOSS_EPS).log()
         loss = F.nll_loss(log_probs, labels.long(), weight=weight,
                           ignore_index=IGNORE_INDEX)
         valid = labels != IGNORE_INDEX
@@ -563,11 +595,31 @@ def check_labels(label: Tensor, num_classes: int, meta: dict) -> None:
             'label_map / reduce_zero_label).')
 
 
+def check_input_grid_labels(sample, size) -> None:
+    """With ``pred_grid='input'`` the labels must have gone through the
+    same resize and padding as the image."""
+    if 'gt_sem_seg' not in sample:
+        return
+    label = tuple(sample.gt_sem_seg.data.shape[-2:])
+    if label != tuple(size):
+        raise ValueError(
+            f"test_cfg.pred_grid='input' keeps predictions on the network's "
+            f'{tuple(size)} input grid, but the label of '
+            f'{sample.metainfo.get("img_path", "this image")} is {label}: '
+            'load the labels before the resize (LoadAnnotations before '
+            "ResizeLongestEdgePad in the test pipeline), or use "
+            "pred_grid='original'.")
+
+
 def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
-    """[C, H, W] network output without the preprocessor's padding and
-    with test-time flipping undone, as mmseg's post-processing does."""
-    left, right, top, bottom = meta.get(
-        'img_padding_size', meta.get('padding_size', [0] * 4))
+    """[C, H, W] network output without padding and with test-time
+    flipping undone, as mmseg's post-processing does. Padding is the
+    pipeline's (``img_padding_size``, e.g. ResizeLongestEdgePad) plus the
+    data preprocessor's batch padding (``padding_size``); both sit at the
+    bottom and right of the pipeline's, so they add up."""
+    pads = [a + b for a, b in zip(meta.get('img_padding_size', [0] * 4),
+                                  meta.get('padding_size', [0] * 4))]
+    left, right, top, bottom = pads
     H, W = logits.shape[1:]
     logits = logits[:, top:H - bottom, left:W - right]
     if meta.get('flip'):
