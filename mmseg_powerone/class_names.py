@@ -8,7 +8,9 @@ projects such as SCLIP's ``cls_voc21.txt``)::
     aeroplane, airplane, plane
     bicycle
 
-Background always uses all of its names (the reference represents background
+A name that holds a comma is quoted, as in CSV (``"aircraft, plane"``). A
+name appears once; within one class, spellings that differ only in case
+("tv, TV") are distinct prompts. Background always uses all of its names (the reference represents background
 by many "stuff" words). Foreground classes use their first name only, or all
 names with ``multi_prompt=True``. Every used name is combined with every
 template to form a prompt.
@@ -17,6 +19,7 @@ Benchmarks without a background class (VOC20, Context59, ADE20K, ...) list
 object classes only and build their prompts with ``has_background=False``:
 then every class, the first included, is an object class.
 """
+import csv
 import os
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple, Union
@@ -68,7 +71,15 @@ class PromptSet:
 
 
 def _split_line(line: str, where: str) -> Tuple[str, ...]:
-    names = tuple(n.strip() for n in line.split(','))
+    """Comma-separated synonyms; a name that holds a comma is quoted
+    (``"hair dryer, blow dryer"``), as in CSV."""
+    try:
+        fields = next(csv.reader([line], skipinitialspace=True, strict=True))
+    except csv.Error as e:
+        raise ValueError(f'{where}: {line.strip()!r} is not a comma-separated '
+                         f'list of names ({e}). Close the quotes around a '
+                         'name that holds a comma.') from None
+    names = tuple(n.strip() for n in fields)
     if any(not n for n in names):
         raise ValueError(
             f'{where}: empty class name in {line.strip()!r}. Remove the '
@@ -117,17 +128,21 @@ def _check_classes(classes, source: str, unit: str):
             f'{source}: found {len(classes)} class(es); need at least two '
             '(a background class and an object class, or two object classes '
             'without background).')
+    # A name may appear once. Within one class, spellings that differ only
+    # in case ("tv", "TV") are allowed: cased tokenizers read them as
+    # different words, and the reference's VOC list has both. Across
+    # classes they are refused (the name would be ambiguous).
     seen = {}
     for i, syns in enumerate(classes):
-        for name in syns:
+        where = f'{unit} {i + 1}' if unit == 'line' else f'{unit} {i}'
+        for j, name in enumerate(syns):
             key = name.lower()
-            where = f'{unit} {i + 1}' if unit == 'line' else f'{unit} {i}'
-            if key in seen:
+            if key in seen and (seen[key][0] != i or name in syns[:j]):
                 raise ValueError(
-                    f'{source}: duplicate class name {name!r} ({seen[key]} and '
-                    f'{where}). Each name may appear once; merge the two '
+                    f'{source}: duplicate class name {name!r} ({seen[key][1]} '
+                    f'and {where}). Each name may appear once; merge the two '
                     'classes or rename one.')
-            seen[key] = where
+            seen.setdefault(key, (i, where))
     return classes
 
 

@@ -56,6 +56,51 @@ def test_voc21_file_has_reference_prompt_count():
     assert p.num_prompts == 49  # 29 background names + 20 objects
 
 
+def test_voc21_file_matches_the_reference_synonyms():
+    """The reference's pascal.json lists "TVs" and "TV" beside "tv": in
+    multi-prompt mode each is a prompt of its own (the softmax over prompts
+    counts it), so the file keeps them."""
+    import os
+    here = os.path.dirname(__file__)
+    p = build_prompts(os.path.join(here, '..', 'configs', '_base_',
+                                   'class_names', 'voc21.txt'),
+                      multi_prompt=True)
+    assert p.classes[20] == ('tv', 'television', 'television set',
+                             'television monitor', 'tv monitor', 'monitor',
+                             'television screen', 'TVs', 'TV')
+    assert p.num_prompts == 116  # the reference's multi-prompt set: 29 + 87
+
+
+def test_coco_object_file_matches_the_reference_synonyms():
+    """The reference's coco.json has two names that hold a comma (one
+    prompt each, "Image of aircraft, plane.") and spells "girrafes": the
+    multi-prompt set is the reference's, 179 prompts."""
+    import os
+    here = os.path.dirname(__file__)
+    p = build_prompts(os.path.join(here, '..', 'configs', '_base_',
+                                   'class_names', 'coco_object.txt'),
+                      multi_prompt=True)
+    assert p.num_classes == 81 and p.num_prompts == 179
+    assert p.classes[5] == ('airplane', 'aeroplane', 'airplanes',
+                            'aircraft, plane')
+    assert 'Image of hair dryer, blow dryer.' in p.texts
+    assert p.classes[24] == ('giraffe', 'girrafes')
+
+
+def test_quoted_names_hold_commas(tmp_path):
+    path = write(tmp_path, 'sky, "wall, brick"\ncat\n')
+    assert read_class_file(path) == [('sky', 'wall, brick'), ('cat', )]
+    with pytest.raises(ValueError, match='line 2.*Close the quotes'):
+        read_class_file(write(tmp_path, 'sky\n"cat, dog\n'))
+
+
+def test_case_variants_allowed_within_a_class_only():
+    p = build_prompts(['sky', 'tv, TV'], multi_prompt=True)
+    assert p.texts == ('Image of sky.', 'Image of tv.', 'Image of TV.')
+    with pytest.raises(ValueError, match="duplicate class name 'tv'"):
+        build_prompts(['sky', 'tv, TV, tv'])
+
+
 @pytest.mark.parametrize('content, match', [
     ('', 'is empty'),
     ('\n\n', 'is empty'),

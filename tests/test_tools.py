@@ -85,10 +85,47 @@ def test_voc21_config_has_the_reference_settings():
     prompts = build_prompts(cfg.model.class_names,
                             cfg.model.prompt_templates, cfg.model.multi_prompt)
     assert (prompts.num_classes, prompts.num_prompts) == (21, 49)
-    resize = cfg.test_dataloader.dataset.pipeline[1]
-    assert resize.scale == (512, 512) and resize.keep_ratio is False
+    # the reference's geometry, its IoU grid and its CRF
+    steps = [t.type for t in cfg.test_dataloader.dataset.pipeline]
+    assert steps == ['LoadImageFromFile', 'LoadAnnotations',
+                     'ResizeLongestEdgePad', 'PackSegInputs']
+    resize = cfg.test_dataloader.dataset.pipeline[2]
+    assert (resize.size, resize.size_divisor) == (512, 8)
+    assert 'img_padding_size' in cfg.test_dataloader.dataset.pipeline[3].meta_keys
+    assert cfg.model.test_cfg.pred_grid == 'input'
+    assert cfg.model.crf == dict(type='ConvCRF', iters=20)
     assert cfg.train_dataloader is None
     assert 'mmseg_powerone' in cfg.custom_imports.imports
+
+
+@pytest.mark.parametrize('name', [
+    'zeroshot_voc21', 'zeroshot-multiprompt_voc21', 'zeroshot_coco-object',
+    'zeroshot-multiprompt_coco-object', 'oneshot-protocol_voc21',
+    'oneshot-protocol_coco-object'])
+def test_paper_configs_use_the_reference_protocol(name):
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(
+        REPO, f'configs/powerone/powerone_blip-large_{name}.py'))
+    assert cfg.model.test_cfg.pred_grid == 'input'
+    assert cfg.model.crf.type == 'ConvCRF' and cfg.model.crf.iters == 20
+    assert cfg.model.itm_reduce == 'max'
+    sides = [cfg.test_dataloader.dataset]
+    if 'oneshot' in name:
+        sides = [cfg.test_dataloader.dataset.dataset,
+                 cfg.train_dataloader.dataset.dataset]
+        # two supports per step, one loss over both: no accumulation
+        assert cfg.train_dataloader.batch_size == 2
+        assert cfg.optim_wrapper.accumulative_counts == 1
+        assert cfg.train_dataloader.sampler.shuffle is False
+        # the reference's lists: VOC SegmentationClassAug, COCO-2014 val
+        seg = sides[0].data_prefix.seg_map_path
+        assert seg == ('SegmentationClassAug' if 'voc' in name
+                       else 'val_contain_crowd')
+        assert sides[0].ann_file.startswith('lists/')
+    for ds in sides:
+        steps = [t.type for t in ds.pipeline]
+        assert steps == ['LoadImageFromFile', 'LoadAnnotations',
+                         'ResizeLongestEdgePad', 'PackSegInputs']
 
 
 def test_voc21_oneshot_config_has_the_reference_schedule():
