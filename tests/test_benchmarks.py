@@ -40,15 +40,41 @@ def _write(path, array):
     assert cv2.imwrite(path, array)
 
 
+def _pair_list(path, pairs):
+    """The reference code's "IMAGE LABEL" list."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(''.join(f'{a} {b}\n' for a, b in pairs))
+
+
 def fake_voc(root, rng, ids=('a', 'b', 'c', 'd', 'e', 'f')):
+    """mmseg's VOC layout, plus SegmentationClassAug and the reference's
+    lists/pascal/val.txt that the one-shot protocol reads."""
     for i, n in enumerate(ids):
         _write(f'{root}/JPEGImages/{n}.jpg', _image(rng))
-        _write(f'{root}/SegmentationClass/{n}.png',
-               _label(rng, [0, 1 + i % 3, 255]))
+        label = _label(rng, [0, 1 + i % 3, 255])
+        _write(f'{root}/SegmentationClass/{n}.png', label)
+        _write(f'{root}/SegmentationClassAug/{n}.png', label)
     for split in ('train', 'val'):
         os.makedirs(f'{root}/ImageSets/Segmentation', exist_ok=True)
         with open(f'{root}/ImageSets/Segmentation/{split}.txt', 'w') as f:
             f.write('\n'.join(ids) + '\n')
+    _pair_list(f'{root}/lists/pascal/val.txt',
+               [(f'JPEGImages/{n}.jpg', f'SegmentationClassAug/{n}.png')
+                for n in ids])
+
+
+def fake_coco2014(root, rng):
+    """The reference's COCO-2014 layout: val2014 images, DIaM's 81-class
+    val_contain_crowd label maps, lists/coco/val.txt."""
+    pairs = []
+    for i in range(6):
+        n = f'COCO_val2014_{i:012d}'
+        _write(f'{root}/val2014/{n}.jpg', _image(rng))
+        _write(f'{root}/val_contain_crowd/{n}.png',
+               _label(rng, [0, 1 + i % 3, 255]))
+        pairs.append((f'val2014/{n}.jpg', f'val_contain_crowd/{n}.png'))
+    _pair_list(f'{root}/lists/coco/val.txt', pairs)
 
 
 def fake_context(root, rng):
@@ -139,6 +165,7 @@ FAKE = {
     'context60': ('VOCdevkit/VOC2010', fake_context),
     'context59': ('VOCdevkit/VOC2010', fake_context),
     'coco-object': ('coco_object', fake_coco_object),
+    'coco-2014': ('coco2014', fake_coco2014),
     'coco-stuff164k': ('coco_stuff164k', fake_coco_stuff),
     'ade20k': ('ade', fake_ade),
     'cityscapes': ('cityscapes', fake_cityscapes),
@@ -344,21 +371,21 @@ def test_oneshot_protocol_config_runs(name, fake_data, tiny_blip_dir, tmp_path):
     tools/oneshot_eval.py (one draw on the fake data)."""
     path = os.path.join(CONFIGS, f'powerone_blip-large_oneshot-protocol_{name}.py')
     cfg = Config.fromfile(path)
-    assert cfg.model.crf == dict(type='ConvCRF', filter_size=15, blur=4,
-                                 iters=20)
+    assert cfg.model.crf == dict(type='ConvCRF', iters=20)
     train, test = cfg.train_dataloader.dataset, cfg.test_dataloader.dataset
     assert train.type == test.type == 'OneShotDataset'
     assert test.exclude and not train.get('exclude', False)
-    for key in ('type', 'data_root', 'data_prefix', 'ann_file'):
+    for key in ('type', 'data_root', 'data_prefix', 'ann_file', 'pipeline'):
         assert train.dataset.get(key) == test.dataset.get(key), key
-    # training resizes image and labels together
+    # training resizes and pads image and labels together
     steps = [t.type for t in train.dataset.pipeline]
-    assert steps.index('LoadAnnotations') < steps.index('Resize')
+    assert steps.index('LoadAnnotations') < steps.index('ResizeLongestEdgePad')
     assert cfg.train_cfg.max_epochs == (5 if name == 'voc21' else 2)
-    resize = test.dataset.pipeline[1]
-    assert resize.scale == (512, 512) and resize.keep_ratio is False
-    _oneshot_eval(path, _oneshot_options(fake_data[name], tiny_blip_dir,
-                                         tmp_path, True), tmp_path / 'work')
+    root = fake_data['voc21' if name == 'voc21' else 'coco-2014']
+    result = _oneshot_eval(path, _oneshot_options(root, tiny_blip_dir,
+                                                  tmp_path, True),
+                           tmp_path / 'work')
+    assert 0 <= result['summary']['mIoU']['mean'] <= 100
 
 
 @pytest.mark.slow
@@ -378,6 +405,7 @@ def test_reproduce_script_end_to_end(fake_data, tiny_blip_dir, tmp_path):
     os.makedirs(data / 'VOCdevkit')
     os.symlink(fake_data['voc21'], data / 'VOCdevkit' / 'VOC2012')
     os.symlink(fake_data['coco-object'], data / 'coco_object')
+    os.symlink(fake_data['coco-2014'], data / 'coco2014')
     common = ('test_dataloader.num_workers=0 '
               'test_dataloader.persistent_workers=False')
     env = dict(os.environ, DATA=str(data), BLIP=tiny_blip_dir, DRAWS='1',

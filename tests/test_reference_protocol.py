@@ -131,6 +131,12 @@ def test_original_grid_removes_pipeline_and_batch_padding(build_segmentor):
     out = seg.postprocess_result(logits, [s])
     pred = out[0].pred_sem_seg.data[0]
     assert pred.shape == (12, 8) and (pred == 1).all()
+    # labels that went through the resize cannot be scored at the original
+    # size
+    s = _sample(torch.zeros(12, 10, dtype=torch.long), (12, 8),
+                [0, 4, 0, 2])
+    with pytest.raises(ValueError, match='LoadAnnotations after'):
+        seg.postprocess_result(logits, [s])
 
 
 def test_bad_pred_grid(build_segmentor):
@@ -433,3 +439,31 @@ def test_one_shot_loss_floor_keeps_small_probabilities(build_segmentor):
     loss.backward()
     assert probs.grad[0, 1, 0, 0].item() == pytest.approx(-1 / (total * 1e-10),
                                                           rel=1e-4)
+
+
+def test_paper_config_scored_at_the_original_size(tiny_blip_dir, photos):
+    """docs/en/reference_differences.md's recipe: the reference geometry for
+    the model, labels loaded after it, pred_grid='original': predictions
+    come back at each photo's size and IoUMetric scores them."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmseg.evaluation import IoUMetric
+    from mmseg.registry import DATASETS, MODELS
+    root, names = photos
+    init_default_scope('mmseg')
+    cfg = _reference_config(tiny_blip_dir, root)
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    pipeline[1], pipeline[2] = pipeline[2], pipeline[1]
+    cfg.merge_from_dict({'model.test_cfg.pred_grid': 'original',
+                         'test_dataloader.dataset.pipeline': pipeline})
+    model = MODELS.build(cfg.model).eval()
+    ds = DATASETS.build(cfg.test_dataloader.dataset)
+    metric = IoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = ds.metainfo
+    for i in range(len(names)):
+        with torch.no_grad():
+            out = model.test_step(pseudo_collate([ds[i]]))[0]
+        h, w = out.metainfo['ori_shape']
+        assert out.pred_sem_seg.data.shape == out.gt_sem_seg.data.shape == (1, h, w)
+        metric.process([], [out.to_dict()])
+    assert 0 <= metric.compute_metrics(metric.results)['mIoU'] <= 100

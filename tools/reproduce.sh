@@ -9,9 +9,15 @@
 #   bash tools/reproduce.sh [WORK]            (default work_dirs/reproduce)
 #
 # Needs the datasets in mmseg's layout under $DATA (default data/):
-#   $DATA/VOCdevkit/VOC2012   (JPEGImages, SegmentationClass, ImageSets)
+#   $DATA/VOCdevkit/VOC2012   (JPEGImages, SegmentationClass, ImageSets;
+#                              for the one-shot protocol also
+#                              SegmentationClassAug and the reference's
+#                              lists/pascal/val.txt)
 #   $DATA/coco_object         (images/val2017 + annotations/val2017 from
 #                              tools/convert_coco_object.py)
+#   $DATA/coco2014            (one-shot protocol: val2014, DIaM's
+#                              val_contain_crowd, the reference's
+#                              lists/coco/val.txt)
 # and the BLIP-large ITM weights: $BLIP, a Hugging Face id (the default,
 # Salesforce/blip-itm-large-coco, needs the hub) or a local directory.
 # A GPU is strongly advised (COCO val has 5000 images).
@@ -41,13 +47,22 @@ root_of() {
     esac
 }
 
+# the one-shot protocol reads the reference's lists (COCO: COCO-2014 val)
+oneshot_root_of() {
+    case "$1" in
+        voc21) echo "$DATA/VOCdevkit/VOC2012" ;;
+        coco-object) echo "$DATA/coco2014" ;;
+    esac
+}
+
 for ds in $DATASETS; do
-    root="$(root_of "$ds")"
-    if [ ! -d "$root" ]; then
-        echo "tools/reproduce.sh: $root not found: prepare $ds in mmseg's" \
-             "layout (see the README, 'Benchmarks') or set DATA." >&2
-        exit 2
-    fi
+    for root in "$(root_of "$ds")" "$(oneshot_root_of "$ds")"; do
+        if [ ! -d "$root" ]; then
+            echo "tools/reproduce.sh: $root not found: prepare $ds as the" \
+                 "README says ('Benchmarks') or set DATA." >&2
+            exit 2
+        fi
+    done
 done
 
 for ds in $DATASETS; do
@@ -68,11 +83,12 @@ for ds in $DATASETS; do
             --cfg-options "model.layers=$layers" "${zs[@]}"
     done
     echo "== $ds: one-shot protocol, $DRAWS draws"
+    os_root="$(oneshot_root_of "$ds")"
     "$PY" tools/oneshot_eval.py "$CFG/powerone_blip-large_oneshot-protocol_$ds.py" \
         --draws "$DRAWS" --work-dir "$out/oneshot" \
         --cfg-options model.vlm.pretrained="$BLIP" \
-        train_dataloader.dataset.dataset.data_root="$root" \
-        test_dataloader.dataset.dataset.data_root="$root" "${OS_OPTS[@]}"
+        train_dataloader.dataset.dataset.data_root="$os_root" \
+        test_dataloader.dataset.dataset.data_root="$os_root" "${OS_OPTS[@]}"
 done
 
 "$PY" tools/reproduce_table.py "$WORK" $DATASETS

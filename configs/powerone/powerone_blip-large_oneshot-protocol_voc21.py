@@ -35,12 +35,16 @@ voc_list = dict(
     data_prefix=dict(img_path='JPEGImages',
                      seg_map_path='SegmentationClassAug'),
     pipeline={{_base_.test_pipeline}})
+# a support holds at least 16 * 32 * 32 pixels of its class in its
+# original label map, as the reference requires (absolute, not a fraction)
+support_min_pixels = 16 * 32 * 32
 # supports from the evaluation list ...
 train_dataloader = dict(
     batch_size=2,
     num_workers=2,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='OneShotDataset', shots=1, seed=0, dataset=voc_list))
+    dataset=dict(_delete_=True, type='OneShotDataset', shots=1, seed=0,
+                 min_pixels=support_min_pixels, dataset=voc_list))
 # ... and the same draw excluded from the evaluation
 test_dataloader = dict(
     dataset=dict(
@@ -49,6 +53,7 @@ test_dataloader = dict(
         exclude=True,
         shots=1,
         seed=0,
+        min_pixels=support_min_pixels,
         dataset=voc_list))
 # No validation during the few training steps: test after training.
 val_dataloader = None

@@ -37,8 +37,9 @@ train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='OneShotDataset',
-        # min_pixels=None: 1/16 of the label map, the reference's 16*32*32
-        # pixels at 512 x 512
+        # min_pixels=None: 1/16 of the label map (the reference's 16*32*32
+        # pixels as a fraction of 512 x 512; its protocol uses the absolute
+        # 16384, see the oneshot-protocol configs)
         shots=1,
         seed=0,
         dataset=dict(

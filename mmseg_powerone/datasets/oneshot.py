@@ -13,7 +13,9 @@ from mmseg.registry import DATASETS
 
 from ..utils import atomic_write
 
-# Reference: at least 16 * 32 * 32 pixels of the class in a 512 x 512 image.
+# The reference requires 16 * 32 * 32 pixels of the class in the original
+# label map; min_pixels=None scales that to the image: its fraction of a
+# 512 x 512 map (the protocol configs set the absolute 16384).
 REFERENCE_MIN_FRACTION = 16 * 32 * 32 / (512 * 512)
 ON_MISSING = ('error', 'skip')
 
@@ -43,8 +45,10 @@ class OneShotDataset:
         dataset: the dataset or its config (any mmseg ``BaseSegDataset``).
         shots: support images per class.
         seed: which draw.
-        min_pixels: least pixels of the class in a support image; None uses
-            the reference's 16*32*32 at 512x512, i.e. 1/16 of the label map.
+        min_pixels: least pixels of the class in a support image's label
+            map; the reference code requires 16*32*32 = 16384 (its protocol
+            configs set that). None: 1/16 of the label map, the same
+            fraction of a 512 x 512 map, which suits images of any size.
         only_one_foreground: the support's only foreground class is the one
             it serves.
         background_index: the class that is not a foreground class (None:

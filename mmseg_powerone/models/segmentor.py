@@ -437,6 +437,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 continue
             logits = _unpad_and_unflip(seg_logits[i], sample.metainfo)
             H, W = sample.metainfo['ori_shape'][:2]
+            check_original_grid_labels(sample, (H, W))
             if C * H * W <= limit:
                 logits = F.interpolate(logits[None], size=(H, W),
                                        mode='bilinear',
@@ -609,6 +610,23 @@ def check_input_grid_labels(sample, size) -> None:
             'load the labels before the resize (LoadAnnotations before '
             "ResizeLongestEdgePad in the test pipeline), or use "
             "pred_grid='original'.")
+
+
+def check_original_grid_labels(sample, size) -> None:
+    """With ``pred_grid='original'`` predictions return to the original
+    size, so the labels must be at that size too."""
+    if 'gt_sem_seg' not in sample:
+        return
+    label = tuple(sample.gt_sem_seg.data.shape[-2:])
+    if label != tuple(size):
+        raise ValueError(
+            f"test_cfg.pred_grid='original' scores at the original size "
+            f'{tuple(size)}, but the label of '
+            f'{sample.metainfo.get("img_path", "this image")} is {label}: it '
+            'went through the resize. Load the labels after the resize '
+            '(LoadAnnotations after Resize / ResizeLongestEdgePad in the '
+            "test pipeline), or score on the input grid with "
+            "test_cfg.pred_grid='input'.")
 
 
 def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
