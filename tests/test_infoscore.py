@@ -1,7 +1,9 @@
 """InfoScore: the formula, streaming, and the hook inside a real Runner."""
 import json
+import os
 import subprocess
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -321,21 +323,65 @@ def test_cache_hit_and_miss(tiny_config, tmp_path):
     work = str(tmp_path / 'work')
     cfg = infoscore_config(tiny_config, tmp_path)
     out1 = run(['tools/test.py', cfg, '--work-dir', work])
-    assert 'cache hit' not in out1
+    assert 'reusing the ranking' not in out1
     out2 = run(['tools/test.py', cfg, '--work-dir', work])
-    assert 'InfoScore: cache hit' in out2
+    assert 'InfoScore: reusing the ranking of 5 images' in out2
     cfg2 = infoscore_config(tiny_config, tmp_path / '..',
                             classes="['sky, tree', 'cat', 'dog']")
     out3 = run(['tools/test.py', cfg2, '--work-dir', work])
-    assert 'cache hit' not in out3
+    assert 'reusing the ranking' not in out3
     # another input resolution, same images: another ranking
     out4 = run(['tools/test.py', cfg, '--work-dir', work, '--cfg-options',
                 'test_dataloader.dataset.pipeline.1.scale=[48,48]'])
-    assert 'cache hit' not in out4
+    assert 'reusing the ranking' not in out4
     # another input normalisation (the model's data_preprocessor): another one
     out5 = run(['tools/test.py', cfg, '--work-dir', work, '--cfg-options',
                 'model.data_preprocessor.mean=[0,0,0]'])
-    assert 'cache hit' not in out5
+    assert 'reusing the ranking' not in out5
+
+
+def test_cache_key_follows_image_content(tiny_config, tiny_dataset, tmp_path):
+    """Images regenerated under the same names (even with their old
+    modification times) are another dataset: another cache key."""
+    import shutil
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+    from mmseg_powerone.engine.infoscore_hook import InfoScoreHook
+    init_default_scope('mmseg')
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_dataset, root)
+    cfg = Config.fromfile(tiny_config)
+    cfg.test_dataloader.dataset.data_root = str(root)
+    model = MODELS.build(cfg.model)
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    hook = InfoScoreHook(num_images=5)
+    before = hook._cache_key(model, loader, 2)
+    assert hook._cache_key(model, loader, 2) == before
+    img = root / 'img' / '000.png'
+    st = os.stat(img)
+    pixels = cv2.imread(str(img))
+    cv2.imwrite(str(img), 255 - pixels)  # same name, other content
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert hook._cache_key(model, loader, 2) != before
+
+
+@pytest.mark.parametrize('damage', [b'{"layers": [0, 1], "infos', b'[1, 2]',
+                                    b'\xff\xfe'])
+def test_damaged_cache_is_reported_and_recomputed(tiny_config, tmp_path,
+                                                  damage):
+    work = tmp_path / 'work'
+    cfg = infoscore_config(tiny_config, tmp_path)
+    run(['tools/test.py', cfg, '--work-dir', str(work)])
+    cached = list((work / 'infoscore_cache').glob('infoscore-*.json'))
+    assert len(cached) == 1
+    good = json.loads(cached[0].read_text())
+    cached[0].write_bytes(damage)
+    out = run(['tools/test.py', cfg, '--work-dir', str(work)])
+    assert f'the cache file {cached[0]}' in out
+    assert 'reusing the ranking' not in out
+    assert json.loads(cached[0].read_text())['ranking'] == good['ranking']
 
 
 def test_two_process_ranking_equals_one_process(tiny_config, tmp_path):

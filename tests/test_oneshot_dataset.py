@@ -1,5 +1,7 @@
 """OneShotDataset: deterministic support draws that respect their
 constraints, the excluded evaluation view, and clear errors."""
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -101,6 +103,30 @@ def test_scan_is_cached(split, tmp_path):
     ds = build(split, tmp_path, on_missing='skip', seed=0)
     assert len(list((tmp_path / 'cache').glob('oneshot-index-*.json'))) == 2
     assert dict(zip(ds.support_classes, ds.support_indices))[2] == 4
+
+
+def test_scan_cache_follows_label_content(split, tmp_path):
+    """A label map rewritten under its name with its old modification time
+    is scanned again; a damaged cache file is reported and replaced."""
+    import os
+    import warnings
+    build(split, tmp_path)
+    path = tmp_path / 'data' / 'ann' / '003.png'
+    st = os.stat(path)
+    cv2.imwrite(str(path), np.zeros((32, 32), np.uint8))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    ds = build(split, tmp_path, on_missing='skip', seed=0)
+    assert dict(zip(ds.support_classes, ds.support_indices))[2] == 4
+    cached = sorted((tmp_path / 'cache').glob('oneshot-index-*.json'),
+                    key=os.path.getmtime)
+    assert len(cached) == 2
+    cached[-1].write_text('[{"pixels": 10')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        again = build(split, tmp_path, on_missing='skip', seed=0)
+    assert any(str(cached[-1]) in str(w.message) for w in caught)
+    assert again.support_indices == ds.support_indices
+    assert json.loads(cached[-1].read_text())[0]['pixels'] > 0
 
 
 @pytest.mark.parametrize('shots', [0, -1, 1.5, True])

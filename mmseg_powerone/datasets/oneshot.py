@@ -4,14 +4,16 @@ import hashlib
 import json
 import os
 import os.path as osp
+import warnings
 from typing import Dict, List, Optional, Union
 
 import mmcv
 import numpy as np
 from mmengine import fileio
+from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 
-from ..utils import atomic_write
+from ..utils import atomic_write, fingerprint_files, read_json_cache
 
 # The reference requires 16 * 32 * 32 pixels of the class in the original
 # label map; min_pixels=None scales that to the image: its fraction of a
@@ -211,19 +213,31 @@ class OneShotDataset:
         num_classes = len(self.class_names)
         h = hashlib.sha256()
         for info in infos:
-            path = info['seg_map_path']
-            stat = os.stat(path) if osp.exists(path) else None
             h.update(json.dumps([
-                path, stat and stat.st_size, stat and stat.st_mtime_ns,
-                bool(info.get('reduce_zero_label')),
+                info['seg_map_path'], bool(info.get('reduce_zero_label')),
                 sorted((info.get('label_map') or {}).items())]).encode())
+        # what the label maps hold (regenerated maps under the same names
+        # must be scanned again)
+        h.update(fingerprint_files(i['seg_map_path'] for i in infos).encode())
         h.update(str(num_classes).encode())
         cache = osp.join(self.cache_dir, f'oneshot-index-{h.hexdigest()[:20]}.json')
-        if osp.isfile(cache):
-            with open(cache) as f:
-                return [dict(pixels=e['pixels'],
-                             classes={int(k): v for k, v in e['classes'].items()})
-                        for e in json.load(f)]
+        cached = read_json_cache(cache, 'OneShotDataset')
+        if cached is not None:
+            try:
+                counts = [dict(pixels=int(e['pixels']),
+                               classes={int(k): int(v)
+                                        for k, v in e['classes'].items()})
+                          for e in cached]
+                if len(counts) == len(infos):
+                    print_log(f'OneShotDataset: reusing the class pixel counts '
+                              f'of {len(counts)} label maps cached in {cache} '
+                              '(same files, by content).', logger='current')
+                    return counts
+            except (KeyError, TypeError, ValueError, AttributeError):
+                pass
+            warnings.warn(f'OneShotDataset: the cache file {cache} does not '
+                          'hold the label scan it should; scanning again and '
+                          'replacing it.')
         counts = [_count_classes(info, num_classes) for info in infos]
         try:
             with atomic_write(cache, 'w') as f:

@@ -3,6 +3,7 @@ test or a training run, without labels."""
 import hashlib
 import json
 import os.path as osp
+import warnings
 from typing import Optional
 
 from mmengine.dist import is_main_process
@@ -10,7 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from ..utils import atomic_write
+from ..utils import atomic_write, fingerprint_files, read_json_cache
 from .analysis import rank_layers
 
 
@@ -104,12 +105,20 @@ class InfoScoreHook(Hook):
         cache_file = osp.join(self.cache_dir or osp.join(runner.work_dir,
                                                          'infoscore_cache'),
                               f'infoscore-{key[:20]}.json')
-        result = None
-        if self.cache and osp.isfile(cache_file):
-            with open(cache_file) as f:
-                result = json.load(f)
-            runner.logger.info(f'InfoScore: cache hit ({cache_file})')
-        if result is None:
+        result = read_json_cache(cache_file, 'InfoScoreHook') \
+            if self.cache else None
+        if result is not None and not _is_ranking(result, n_layers):
+            warnings.warn(f'InfoScoreHook: the cache file {cache_file} does '
+                          'not hold a layer ranking; computing it again and '
+                          'replacing it.')
+            result = None
+        if result is not None:
+            runner.logger.info(
+                f'InfoScore: reusing the ranking of {result["num_images"]} '
+                f'images (layers {result["selected"]}) cached in {cache_file}:'
+                ' same weights, classes, preprocessing and image files (by '
+                'content). cache=False in InfoScoreHook ranks again.')
+        else:
             result = rank_layers(model, dataloader, self.num_images, topk)
             if self.cache and is_main_process():
                 _write_json(cache_file, result)
@@ -129,6 +138,9 @@ class InfoScoreHook(Hook):
         paths = [dataset.get_data_info(i).get('img_path', str(i))
                  for i in range(n)] if hasattr(dataset, 'get_data_info') \
             else [str(len(dataset))]
+        # what the images hold, not only their names: regenerated images
+        # under the same names must not reuse an old ranking
+        content = fingerprint_files(paths)
         # transforms print their parameters (a resize changes the maps); a
         # repr with a memory address would never hit, so it is left out
         pipeline = repr(getattr(dataset, 'pipeline', ''))
@@ -148,10 +160,21 @@ class InfoScoreHook(Hook):
             texts=list(model.ranking_prompts.texts),
             itm_reduce=model.itm_reduce,
             itm_reweight=model.itm_reweight, align=model.align_corners,
-            dataset=type(dataset).__name__, images=paths, num_images=n,
+            dataset=type(dataset).__name__, images=paths, content=content,
+            num_images=n,
             pipeline=pipeline, preprocessing=preprocessing,
             topk=topk, marginal='background prompts separate')).encode())
         return h.hexdigest()
+
+
+def _is_ranking(result, num_layers: int) -> bool:
+    """A cached result that a ranking of this model's layers would be."""
+    try:
+        return (len(result['infoscore']) == num_layers
+                and all(0 <= l < num_layers for l in result['selected'])
+                and int(result['num_images']) >= 1)
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _write_json(path: str, obj) -> None:

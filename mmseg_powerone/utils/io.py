@@ -1,7 +1,10 @@
 """Writing files so that a crash never leaves a half-written one behind."""
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
+import warnings
 
 
 @contextlib.contextmanager
@@ -27,3 +30,43 @@ def atomic_write(path: str, mode: str = 'wb'):
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def fingerprint_files(paths, sample_bytes: int = 1 << 16) -> str:
+    """A digest of what the files hold, cheap enough for a cache key: each
+    file's path, size, modification time and a hash of its first and last
+    ``sample_bytes`` (the whole file when smaller). Regenerating, editing
+    or replacing a file changes it, also when a copy keeps the old times;
+    only an edit in the middle of a large file that keeps its size and time
+    would go unseen."""
+    h = hashlib.sha256()
+    for path in paths:
+        path = os.fspath(path)
+        h.update(path.encode())
+        try:
+            st = os.stat(path)
+        except OSError:
+            h.update(b'missing')
+            continue
+        h.update(f'{st.st_size} {st.st_mtime_ns}'.encode())
+        with open(path, 'rb') as f:
+            h.update(f.read(sample_bytes))
+            if st.st_size > 2 * sample_bytes:
+                f.seek(-sample_bytes, os.SEEK_END)
+            h.update(f.read(sample_bytes))
+    return h.hexdigest()
+
+
+def read_json_cache(path: str, what: str):
+    """The JSON value cached at ``path``, or None when there is none. A
+    damaged file (cut short, not JSON) is reported with its path and treated
+    as absent, so the caller recomputes and overwrites it."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        warnings.warn(f'{what}: the cache file {path} is damaged ({e}); '
+                      'computing it again and replacing it.')
+        return None
