@@ -1,5 +1,6 @@
 """The method through mmengine's Runner: our tools/test.py and mmseg's stock
 tools/test.py (shipped in the mmseg wheel) on a few generated images."""
+import glob
 import os
 import re
 import subprocess
@@ -239,3 +240,41 @@ def test_oneshot_eval_runs_draws_in_threads_without_fork(monkeypatch,
     with pytest.raises(SystemExit, match='training draw 0 failed'):
         oneshot_eval.run_draws(args, str(tmp_path))
     assert 5 not in started
+
+
+@pytest.mark.parametrize('text,value', [
+    ("['sky', 'square shape']", ['sky', 'square shape']),
+    ("['A photo of {}.']", ['A photo of {}.']),
+    ('[A photo of {}., b c]', ['A photo of {}.', 'b c']),
+    ("'x y'", 'x y'),
+    ('[0,3]', [0, 3]), ('0,3', [0, 3]), ('(1,2)', (1, 2)),
+    ('[a,b]', ['a', 'b']), ('infoscore', 'infoscore'), ('true', True),
+    ('None', None), ('1e-3', 1e-3), ('[[0,1],[2]]', [[0, 1], [2]]),
+    ('data/shapes_seed1', 'data/shapes_seed1'),
+])
+def test_cfg_options_values_keep_their_spaces(text, value):
+    """mmengine's DictAction deletes every space and quote of a list value
+    ('square shape' became 'squareshape'); ours keeps them and reads bare
+    values as mmengine does."""
+    from mmseg_powerone.utils.cli import cfg_options_dict, parse_cfg_value
+    assert parse_cfg_value(text) == value
+    assert cfg_options_dict([f'model.x={text}']) == {'model.x': value}
+
+
+def test_cfg_options_with_spaces_reach_the_model(tiny_config, tmp_path):
+    """A template and a class name with spaces, through tools/test.py: the
+    run uses them as written."""
+    out = run(['tools/test.py', tiny_config, '--work-dir', str(tmp_path),
+               '--cfg-options', "model.prompt_templates=['A photo of {}.']",
+               "model.class_names=['sky, grass', 'cat', 'dog house']"])
+    assert 'mIoU' in out
+    dumped = glob.glob(str(tmp_path / '*' / 'vis_data' / 'config.py')) or \
+        glob.glob(str(tmp_path / '*.py'))
+    text = open(dumped[0]).read()
+    assert "'A photo of {}.'" in text and "'dog house'" in text
+
+
+def test_cfg_options_item_without_value_says_how_to_quote():
+    from mmseg_powerone.utils.cli import cfg_options_dict
+    with pytest.raises(SystemExit):
+        cfg_options_dict(["model.prompt_templates=['A", 'photo'])

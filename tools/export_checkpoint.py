@@ -11,18 +11,20 @@ import argparse
 
 import mmseg_powerone
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from mmseg_powerone.utils import atomic_write
+from mmseg_powerone.utils.cli import CFG_OPTIONS_HELP, CfgOptionsAction
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('out', help='output .pth file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help=CFG_OPTIONS_HELP)
     args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -78,11 +78,11 @@ def seed_options(config, seed, options, cache_dir=None):
     """--cfg-options that make draw ``seed``: the support seed of every
     OneShotDataset in the config, and the training seed; with ``cache_dir``,
     also the InfoScore cache of an ``InfoScoreHook`` that names none."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
+    from mmseg_powerone.utils.cli import cfg_options_dict
     cfg = Config.fromfile(config)
     if options:
-        cfg.merge_from_dict({k: DictAction._parse_iterable(v) for k, v in
-                             (o.split('=', 1) for o in options)})
+        cfg.merge_from_dict(cfg_options_dict(options))
     keys = [f'{split}_dataloader.dataset.seed'
             for split in ('train', 'val', 'test')
             if (cfg.get(f'{split}_dataloader') or {}).get('dataset', {})

@@ -69,9 +69,8 @@ def parse_args(argv=None):
 
 
 def as_dict(options):
-    from mmengine.config import DictAction
-    return {k: DictAction._parse_iterable(v)
-            for k, v in (o.split('=', 1) for o in options)}
+    from mmseg_powerone.utils.cli import cfg_options_dict
+    return cfg_options_dict(options)
 
 
 def ensure_data(root, seed, num_train, num_val):

@@ -16,13 +16,13 @@ import os
 import sys
 
 import mmseg_powerone  # noqa: F401
-from mmengine.config import DictAction
 
 from mmseg_powerone.engine.analysis import (compare_with_labels,
                                            evaluate_layer_sets, rank_layers)
 from mmseg_powerone.evaluation import spearman
 from mmseg_powerone.utils import atomic_write
-from mmseg_powerone.utils.cli import build_model_and_loader
+from mmseg_powerone.utils.cli import (CFG_OPTIONS_HELP, CfgOptionsAction,
+                                      build_model_and_loader)
 
 
 def parse_args(argv=None):
@@ -36,7 +36,8 @@ def parse_args(argv=None):
                    help="also measure each layer's mIoU on the test split")
     p.add_argument('--out', default=None,
                    help='output directory (default work_dirs/rank_layers/CONFIG)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                   help=CFG_OPTIONS_HELP)
     return p.parse_args(argv)
 
 

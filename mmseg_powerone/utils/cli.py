@@ -1,16 +1,99 @@
-"""What tools/train.py and tools/test.py share: mmseg's CLI conventions."""
+"""What the tools share: mmseg's CLI conventions, and ``--cfg-options``
+values that keep what they say."""
+import argparse
+import ast
 import os
 import os.path as osp
 
+CFG_OPTIONS_HELP = (
+    'override config settings, key=value: Python literals keep what they '
+    "say (quote the whole option for the shell: \"model.class_names=['sky', "
+    "'square shape']\" keeps the space), bare words and [a,b] lists are "
+    "read as mmengine reads them (e.g. model.layers=[0,3])")
+
+
+def parse_cfg_value(text: str):
+    """One ``--cfg-options`` value.
+
+    A Python literal (a quoted string, a number, a list, tuple or dict of
+    them, True/False/None) is taken as written, spaces inside quotes
+    included. Anything else is read as mmengine's ``DictAction`` reads it
+    (bare words, ``[a,b]`` and ``a,b`` lists, ``true``/``false``/``None``)
+    except that no space is ever removed: mmengine deletes every space and
+    quote of a list, which turned ``'square shape'`` into ``'squareshape'``.
+    """
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return _parse_bare(text.strip())
+    if isinstance(value, tuple) and not text.lstrip().startswith('('):
+        return list(value)  # a,b is a list, as mmengine has it
+    return value
+
+
+def _parse_bare(text: str):
+    from mmengine.config import DictAction
+    closing = {'[': ']', '(': ')'}
+    if text[:1] in closing and text.endswith(closing[text[0]]):
+        items = [_parse_bare(part.strip())
+                 for part in _split_top_level(text[1:-1]) if part.strip()]
+        return items if text[0] == '[' else tuple(items)
+    parts = _split_top_level(text)
+    if len(parts) > 1:
+        return [_parse_bare(part.strip()) for part in parts]
+    return DictAction._parse_int_float_bool(text.strip('\'"'))
+
+
+def _split_top_level(text: str):
+    """Split at the commas outside brackets and quotes."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in '\'"':
+            quote = ch
+        elif ch in '[({':
+            depth += 1
+        elif ch in '])}':
+            depth -= 1
+        elif ch == ',' and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+class CfgOptionsAction(argparse.Action):
+    """``--cfg-options key=value ...`` into a dict, values through
+    :func:`parse_cfg_value`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for kv in values or []:
+            if '=' not in kv:
+                parser.error(
+                    f'--cfg-options item {kv!r} is not key=value. A value '
+                    'with spaces must stay one shell word: quote the whole '
+                    "option, e.g. \"model.prompt_templates=['A photo of {}.']\".")
+            key, val = kv.split('=', maxsplit=1)
+            options[key] = parse_cfg_value(val)
+        setattr(namespace, self.dest, options)
+
+
+def cfg_options_dict(items):
+    """``key=value`` strings (as passed on to another tool) as the dict
+    :class:`CfgOptionsAction` makes of them."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
+    return vars(parser.parse_args(['--cfg-options', *items] if items else
+                                  []))['cfg_options'] or {}
+
 
 def add_common_args(parser):
-    from mmengine.config import DictAction
     parser.add_argument('--work-dir', help='directory for logs, metrics and '
                         'checkpoints (default: ./work_dirs/CONFIG_NAME)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (e.g. '
-        'model.layers="[0,3]"); lists as key="[a,b]", no spaces')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help=CFG_OPTIONS_HELP)
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         help='job launcher')
