@@ -12,7 +12,9 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # model.class_names against the dataset's classes, before anything runs
+    class_check=dict(type='ClassNamesCheckHook'))
 
 test_cfg = dict(type='TestLoop')
 randomness = dict(seed=0, deterministic=False)
