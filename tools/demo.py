@@ -131,6 +131,7 @@ def main(argv=None):
     from rich.progress import track
 
     from mmseg_powerone.apis import PowerOneInferencer
+    from mmseg_powerone.utils.labels import UniqueNames, resize_labels
     layers = args.layers
     if layers is None and args.config is None and args.checkpoint is None:
         layers = [0, 2]
@@ -142,16 +143,18 @@ def main(argv=None):
     names = ['/'.join(c) for c in inferencer.model.prompts.classes]
     palette = inferencer.model.dataset_meta['palette']
     os.makedirs(args.out, exist_ok=True)
+    names_out = UniqueNames()
     for path in track(paths, description='demo') if len(paths) > 1 else paths:
         out = inferencer(path)
         pred = np.asarray(out['predictions'])
         maps, H, W = layer_heatmaps(inferencer, path)
         image = mmcv.imread(path, channel_order='rgb')
         image = cv2.resize(image, (W, H)) if image.shape[:2] != (H, W) else image
-        pred = cv2.resize(pred.astype(np.uint8), (W, H),
-                          interpolation=cv2.INTER_NEAREST) \
-            if pred.shape != (H, W) else pred
-        stem = osp.splitext(osp.basename(path))[0]
+        pred = resize_labels(pred, (H, W)) if pred.shape != (H, W) else pred
+        stem, clash = names_out.name(path)
+        if clash:
+            print(f'[demo] {path} shares its file stem with {clash}: its '
+                  f'pictures are {stem}_*.png')
         draw_overlay(image, pred, names, palette,
                      osp.join(args.out, f'{stem}_overlay.png'))
         draw_heatmaps(image, maps, inferencer.model.layers, names,

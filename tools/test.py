@@ -20,8 +20,9 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='checkpoint (optional for training-free models)')
-    parser.add_argument('--out', help='save predictions (label PNGs) here '
-                        'for offline evaluation')
+    parser.add_argument('--out', help='save predictions here for offline '
+                        'evaluation, one label PNG per image named after it '
+                        '(16-bit beyond 256 classes)')
     parser.add_argument('--show', action='store_true',
                         help='show predictions in a window')
     parser.add_argument('--show-dir', help='save painted predictions here '
@@ -57,8 +58,10 @@ def main(argv=None):
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        # label PNGs that keep class indices above 255 and never overwrite
+        # one another (mmseg's IoUMetric output_dir does both)
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='SavePredictionsHook', out_dir=args.out)]
     runner = Runner.from_cfg(cfg)
     return runner.test()
 

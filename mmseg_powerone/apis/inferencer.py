@@ -11,6 +11,7 @@ from mmengine.infer.infer import ModelType
 from mmseg.apis import MMSegInferencer
 
 from ..class_names import parse_class_names
+from ..utils.labels import save_label_png
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 DEFAULT_CONFIG = osp.join(
@@ -151,6 +152,23 @@ class PowerOneInferencer(MMSegInferencer):
                              else [c for c in self.model.prompts.classes[1:]],
                              background)
         return super().__call__(inputs, **kwargs)
+
+
+    def postprocess(self, preds, visualization, return_datasample=False,
+                    pred_out_dir=''):
+        """``MMSegInferencer.postprocess``, except that the label PNGs under
+        ``out_dir/pred`` are 16-bit when the model has more than 256
+        classes (mmseg writes 8-bit, which wraps class 267 to 11)."""
+        first = self.num_pred_imgs
+        result = super().postprocess(preds, visualization, return_datasample,
+                                     '')
+        if pred_out_dir:
+            for i, pred in enumerate(preds):
+                save_label_png(
+                    osp.join(pred_out_dir, f'{first + i:08d}_pred.png'),
+                    pred.pred_sem_seg.data[0].cpu().numpy(),
+                    self.model.num_classes)
+        return result
 
 
 def _set_meta(model) -> None:
