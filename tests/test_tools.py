@@ -278,3 +278,23 @@ def test_cfg_options_item_without_value_says_how_to_quote():
     from mmseg_powerone.utils.cli import cfg_options_dict
     with pytest.raises(SystemExit):
         cfg_options_dict(["model.prompt_templates=['A", 'photo'])
+
+
+def test_a_second_run_on_a_busy_work_dir_stops_naming_the_first(tiny_config,
+                                                                 tmp_path):
+    """Two runs on one work dir (started in the same second they shared
+    mmengine's record folder): while one holds it, the next stops at once
+    and names it; once it is free, runs proceed."""
+    import subprocess
+    import sys
+    from mmseg_powerone.utils.cli import work_dir_lock
+    work = str(tmp_path / 'w')
+    with work_dir_lock(work):
+        proc = subprocess.run(
+            [sys.executable, 'tools/test.py', tiny_config, '--work-dir', work],
+            cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode != 0
+        assert f'work_dir {work} is in use by another run (pid {os.getpid()}' \
+            in proc.stderr
+        assert not [d for d in os.listdir(work) if d[:2] == '20']  # no record
+    assert 'mIoU' in run(['tools/test.py', tiny_config, '--work-dir', work])

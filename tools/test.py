@@ -12,7 +12,8 @@ import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmseg_powerone.utils.cli import add_common_args, apply_common_cli
+from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
+                                      work_dir_lock)
 
 
 def parse_args(argv=None):
@@ -62,8 +63,9 @@ def main(argv=None):
         # one another (mmseg's IoUMetric output_dir does both)
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
             dict(type='SavePredictionsHook', out_dir=args.out)]
-    runner = Runner.from_cfg(cfg)
-    return runner.test()
+    with work_dir_lock(cfg.work_dir):
+        runner = Runner.from_cfg(cfg)
+        return runner.test()
 
 
 if __name__ == '__main__':

@@ -10,7 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmseg_powerone.utils.cli import add_common_args, apply_common_cli
+from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
+                                      work_dir_lock)
 
 
 def parse_args(argv=None):
@@ -33,9 +34,10 @@ def main(argv=None):
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg
-              else RUNNERS.build(cfg))
-    runner.train()
+    with work_dir_lock(cfg.work_dir):
+        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg
+                  else RUNNERS.build(cfg))
+        runner.train()
 
 
 if __name__ == '__main__':

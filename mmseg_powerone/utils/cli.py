@@ -2,8 +2,11 @@
 values that keep what they say."""
 import argparse
 import ast
+import contextlib
 import os
 import os.path as osp
+import sys
+import time
 
 CFG_OPTIONS_HELP = (
     'override config settings, key=value: Python literals keep what they '
@@ -116,6 +119,48 @@ def apply_common_cli(cfg, args, config_path):
         cfg.work_dir = osp.join(
             './work_dirs', osp.splitext(osp.basename(config_path))[0])
     return cfg
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: str):
+    """Hold ``work_dir`` for this run: a second run started on the same
+    work dir while this one lives stops at once, naming this one. (mmengine
+    names a run's record after the second it started in, so two runs on one
+    work dir started in the same second wrote one interleaved log, and both
+    write ``infoscore.json`` and ``last_checkpoint`` there.) Only the main
+    process of a distributed run takes it; a crashed run leaves no stale
+    lock (the operating system drops it with the process)."""
+    main = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0'
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None
+    if not main or fcntl is None:
+        yield
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, '.run.lock')
+    with open(path, 'a+') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or 'another process'
+            raise SystemExit(
+                f'work_dir {work_dir} is in use by another run ({holder}). '
+                'Give this run its own --work-dir, or wait for that one to '
+                'finish.') from None
+        f.seek(0)
+        f.truncate()
+        f.write(f'pid {os.getpid()}, started {time.strftime("%Y-%m-%d %H:%M:%S")}: '
+                + ' '.join(sys.argv))
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            f.flush()
 
 
 def init_cpu_process_group(cfg):
