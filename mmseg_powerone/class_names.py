@@ -24,6 +24,8 @@ import os
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple, Union
 
+import numpy as np
+
 DEFAULT_TEMPLATES = ('Image of {}.', )
 
 ClassSpec = Union[str, Sequence[str], Sequence[Sequence[str]]]
@@ -204,3 +206,17 @@ def build_prompts(spec: ClassSpec,
         names=tuple(names),
         class_index=tuple(index),
         has_background=bool(has_background))
+
+
+# background black, then well-separated hues; random ones past the list
+_COLOURS = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
+            [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
+            [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128],
+            [170, 110, 40], [128, 0, 0], [128, 128, 0], [0, 0, 128]]
+
+
+def class_palette(num_classes: int) -> List[List[int]]:
+    """One colour per class, background black, the first 16 distinct."""
+    rng = np.random.default_rng(2)
+    extra = rng.integers(40, 256, (max(0, num_classes - len(_COLOURS)), 3))
+    return (_COLOURS + extra.tolist())[:num_classes]

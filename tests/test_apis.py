@@ -112,3 +112,83 @@ def test_show_dir_writes_painted_predictions(tiny_config, tmp_path):
     run(['tools/test.py', tiny_config, '--work-dir', str(tmp_path / 'w'),
          '--show-dir', show])
     assert len(glob.glob(os.path.join(show, '**', '*.png'), recursive=True)) == 6
+
+
+@pytest.fixture(scope='module')
+def exported(tiny_config, tmp_path_factory):
+    """A config that chooses its layers by InfoScore, exported: the layers
+    are ranked at export and travel with the classes in the checkpoint."""
+    d = tmp_path_factory.mktemp('export')
+    cfg = d / 'infoscore_cfg.py'
+    cfg.write_text(f"""
+_base_ = [{tiny_config!r}]
+model = dict(layers='infoscore', topk=2)
+custom_hooks = [dict(type='InfoScoreHook', num_images=4)]
+""")
+    ckpt = str(d / 'exported.pth')
+    out = run(['tools/export_checkpoint.py', str(cfg), ckpt])
+    assert 'chosen by InfoScore' in out
+    return str(cfg), ckpt
+
+
+def test_export_stores_classes_and_infoscore_layers(exported):
+    import torch
+    _, ckpt = exported
+    meta = torch.load(ckpt, weights_only=False)['meta']
+    assert meta['dataset_meta']['classes'] == ('sky', 'cat', 'dog')
+    assert len(meta['layers']) == 2
+    assert meta['infoscore']['selected'] == meta['layers']
+    assert meta['infoscore']['num_images'] == 4
+
+
+def test_mmseg_init_inference_and_show(exported, tiny_dataset, tmp_path):
+    """mmseg.apis.init_model / inference_model / show_result_pyplot on our
+    config and its exported checkpoint."""
+    import torch
+    from mmseg.apis import inference_model, init_model, show_result_pyplot
+    cfg, ckpt = exported
+    meta = torch.load(ckpt, weights_only=False)['meta']
+    model = init_model(cfg, ckpt, device='cpu')
+    assert model.layers == meta['layers']
+    assert model.dataset_meta['classes'] == ('sky', 'cat', 'dog')
+    result = inference_model(model, image_path(tiny_dataset, 2))
+    assert result.pred_sem_seg.data.shape == (1, 64, 64)
+    assert set(result.pred_sem_seg.data.unique().tolist()) <= {0, 1, 2}
+    out_file = str(tmp_path / 'shown.png')
+    drawn = show_result_pyplot(model, image_path(tiny_dataset, 2), result,
+                               show=False, out_file=out_file)
+    assert drawn.shape == (64, 64, 3) and os.path.isfile(out_file)
+    # without a checkpoint the model still knows its own classes
+    bare = init_model(cfg, None,
+                      device='cpu')
+    assert bare.dataset_meta['classes'] == ('sky', 'cat', 'dog')
+
+
+def test_mmseg_inferencer_uses_the_model_classes(exported, tiny_dataset):
+    """mmseg's own MMSegInferencer: our classes (not Cityscapes'), the
+    exported layers; the same predictions as ours."""
+    from mmseg.apis import MMSegInferencer
+    from mmseg_powerone.apis import PowerOneInferencer
+    cfg, ckpt = exported
+    stock = MMSegInferencer(cfg, weights=ckpt, device='cpu')
+    assert stock.model.dataset_meta['classes'] == ('sky', 'cat', 'dog')
+    ours = PowerOneInferencer(cfg, ckpt, device='cpu')
+    assert stock.model.layers == ours.model.layers
+    a = stock(image_path(tiny_dataset, 3))['predictions']
+    b = ours(image_path(tiny_dataset, 3))['predictions']
+    np.testing.assert_array_equal(a, b)
+
+
+def test_export_without_a_way_to_choose_layers_says_what_to_do(tiny_config,
+                                                              tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    cfg = tmp_path / 'no_hook.py'
+    cfg.write_text(f"_base_ = [{tiny_config!r}]\nmodel = dict(layers='infoscore')\n")
+    proc = subprocess.run([sys.executable, 'tools/export_checkpoint.py',
+                           str(cfg), str(tmp_path / 'x.pth')], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and 'has no InfoScoreHook' in proc.stderr
+    assert not os.path.exists(tmp_path / 'x.pth')

@@ -1,21 +1,18 @@
-"""Write an mmengine checkpoint of a training-free segmentor, for tools that
-require one (mmseg's stock tools/test.py, MMSegInferencer).
+"""Write an mmengine checkpoint of a training-free segmentor, for mmseg's
+APIs and tools that require one (``init_model``, ``inference_model``,
+``show_result_pyplot``, ``MMSegInferencer``, the stock tools/test.py).
 
 The checkpoint holds no VLM weights (they load from ``model.vlm.pretrained``
-when the model is built), only the model's own state and meta, so it is tiny
-even for BLIP-large.
+when the model is built), only the model's own state, its classes as
+``dataset_meta`` and its layers: chosen here by InfoScore on the config's
+images when the config asks for that.
 
-    python tools/export_checkpoint.py CONFIG OUT.pth [--cfg-options k=v ...]
+    python tools/export_checkpoint.py CONFIG OUT.pth [--num-images N]
+        [--cfg-options k=v ...]
 """
 import argparse
 
-import mmseg_powerone
-import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
-
-from mmseg_powerone.utils import atomic_write
+from mmseg_powerone.apis.export import export_checkpoint
 from mmseg_powerone.utils.cli import CFG_OPTIONS_HELP, CfgOptionsAction
 
 
@@ -23,25 +20,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('out', help='output .pth file')
+    parser.add_argument('--num-images', type=int, default=None,
+                        help="images InfoScore ranks on (default: the "
+                        "config's InfoScoreHook's)")
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help=CFG_OPTIONS_HELP)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(cfg.model)
-    meta = dict(
-        mmseg_powerone=mmseg_powerone.__version__,
-        vlm=dict(cfg.model.vlm),
-        class_names=[list(c) for c in model.prompts.classes],
-        prompt_templates=model.prompt_templates,
-        layers=model.layers)
-    with atomic_write(args.out) as f:
-        torch.save(dict(meta=meta, state_dict=model.state_dict()), f)
-    source = cfg.model.vlm.get('pretrained', cfg.model.vlm.get('checkpoint'))
-    print(f'Wrote {args.out} ({len(model.state_dict())} tensors; VLM weights '
-          f'load from {source!r}).')
+    meta = export_checkpoint(args.config, args.out, args.cfg_options,
+                             args.num_images)
+    source = meta['vlm'].get('pretrained', meta['vlm'].get('checkpoint'))
+    print(f'Wrote {args.out}: classes {list(meta["dataset_meta"]["classes"])}'
+          f', layers {meta["layers"]}'
+          + (' (chosen by InfoScore)' if 'infoscore' in meta else '')
+          + f'; the VLM weights load from {source!r}.')
 
 
 if __name__ == '__main__':

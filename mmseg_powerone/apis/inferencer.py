@@ -19,20 +19,6 @@ DEFAULT_CONFIG = osp.join(
     'powerone', 'powerone_blip-tiny_zeroshot_shapes.py')
 
 
-# background black, then well-separated hues; random ones past the list
-_COLOURS = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
-            [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240],
-            [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128],
-            [170, 110, 40], [128, 0, 0], [128, 128, 0], [0, 0, 128]]
-
-
-def class_palette(num_classes: int) -> List[List[int]]:
-    """One colour per class, background black, the first 16 distinct."""
-    rng = np.random.default_rng(2)
-    extra = rng.integers(40, 256, (max(0, num_classes - len(_COLOURS)), 3))
-    return (_COLOURS + extra.tolist())[:num_classes]
-
-
 class PowerOneInferencer(MMSegInferencer):
     """``MMSegInferencer`` for :class:`VLMAttentionSegmentor`: the classes
     are the model's own (never Cityscapes'), and each call may name new ones.
@@ -84,7 +70,8 @@ class PowerOneInferencer(MMSegInferencer):
                 model.set_layers(saved['selected'], saved)
         if model.layers is None and self._default_layers is not None:
             model.set_layers(self._default_layers)
-        _set_meta(model)
+        # the model's classes, never the Cityscapes default of mmseg's loader
+        model.dataset_meta = model.class_meta()
 
     def set_classes(self, classes: Union[str, Sequence],
                     background: Optional[Union[str, Sequence[str]]] = None):
@@ -116,7 +103,6 @@ class PowerOneInferencer(MMSegInferencer):
             # duplicates and empty names raise here, naming the culprit
             spec = parse_class_names(spec)
         self.model.set_class_names(spec)
-        _set_meta(self.model)
 
     # ---------------------------------------------------------- inputs
     def _inputs_to_list(self, inputs) -> list:
@@ -169,12 +155,6 @@ class PowerOneInferencer(MMSegInferencer):
                     pred.pred_sem_seg.data[0].cpu().numpy(),
                     self.model.num_classes)
         return result
-
-
-def _set_meta(model) -> None:
-    """The model's classes (not Cityscapes') and a palette, for drawing."""
-    model.dataset_meta = dict(classes=tuple(model.class_names),
-                              palette=class_palette(model.num_classes))
 
 
 def _readable(path: str) -> bool:

@@ -12,7 +12,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
-from ..class_names import DEFAULT_TEMPLATES, PromptSet, build_prompts
+from ..class_names import (DEFAULT_TEMPLATES, PromptSet, build_prompts,
+                           class_palette)
 from .maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                    prompt_softmax_itm, upsampled_argmax)
 
@@ -130,6 +131,9 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.vlm = MODELS.build(vlm)
         self.prompts = build_prompts(class_names, prompt_templates,
                                      multi_prompt, has_background)
+        # what mmseg's APIs and visualiser read (init_model sets it from a
+        # checkpoint's meta; ours starts as the model's own classes)
+        self.dataset_meta = self.class_meta()
         self.prompt_templates = list(prompt_templates)
         self.multi_prompt = multi_prompt
         self.has_background = has_background
@@ -211,6 +215,12 @@ class VLMAttentionSegmentor(BaseSegmentor):
     def out_channels(self) -> int:
         return self.num_classes
 
+    def class_meta(self) -> dict:
+        """``dataset_meta`` of the model's classes: their display names and
+        a palette (background black)."""
+        return dict(classes=tuple(self.class_names),
+                    palette=class_palette(self.num_classes))
+
     def _check_layers(self, layers) -> List[int]:
         n = self.adapter.num_layers
         if isinstance(layers, int):
@@ -276,6 +286,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         the first class is the background). Same forms as ``class_names``."""
         self.prompts = build_prompts(class_names, self.prompt_templates,
                                      self.multi_prompt, self.has_background)
+        self.dataset_meta = self.class_meta()
         self._tokens = None
         self._ranking_prompts = None
         self._ranking_tokens = None
