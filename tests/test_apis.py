@@ -192,3 +192,17 @@ def test_export_without_a_way_to_choose_layers_says_what_to_do(tiny_config,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and 'has no InfoScoreHook' in proc.stderr
     assert not os.path.exists(tmp_path / 'x.pth')
+
+
+def test_default_inferencer_resizes_camera_photos():
+    """A 4032 x 3024 photo through the default (embedded) config is scaled
+    to the model's 64 x 64 working size, aspect kept (the network sees
+    64 x 48), and the prediction comes back at the photo's size."""
+    from mmseg_powerone.apis import PowerOneInferencer
+    inf = PowerOneInferencer(layers=[0, 2])
+    steps = [t['type'] for t in inf.cfg.test_dataloader.dataset.pipeline]
+    assert steps[1] == 'Resize'
+    img = np.random.default_rng(0).integers(0, 255, (3024, 4032, 3), np.uint8)
+    sample = inf(img, classes=['circle', 'star'], return_datasamples=True)
+    assert sample.metainfo['img_shape'] == (48, 64)
+    assert sample.pred_sem_seg.data.shape == (1, 3024, 4032)

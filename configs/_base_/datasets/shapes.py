@@ -1,12 +1,21 @@
 # The embedded synthetic world (tools/make_shapes.py), 64 x 64 px.
 dataset_type = 'SyntheticShapesDataset'
 data_root = 'data/shapes'
+# Images larger than the world's 64 x 64 (a camera photo given to the
+# inferencer or the demo) are scaled to fit 64 x 64, aspect ratio kept, as
+# mmseg's configs resize to their model's working size; the world's own
+# images pass unchanged, and predictions go back to each image's size.
 test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
-train_pipeline = test_pipeline
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,
