@@ -26,6 +26,7 @@ import re
 import sys
 import types
 import warnings
+import zipfile
 
 import torch
 import torch.nn.functional as F
@@ -164,22 +165,41 @@ def install_atomic_local_writes():
 _CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
+def is_complete_checkpoint(path) -> bool:
+    """Whether a local checkpoint file is whole: torch's zip format ends
+    with a central directory that a file cut short lacks (our writes are
+    atomic, but a copy, a full disk or another tool can still cut one).
+    Files in torch's older pickle format cannot be checked this cheaply and
+    count as whole unless empty."""
+    try:
+        with open(path, 'rb') as f:
+            magic = f.read(2)
+    except OSError:
+        return False
+    if magic == b'PK':
+        return zipfile.is_zipfile(path)
+    return len(magic) > 0
+
+
 def newest_checkpoint(work_dir):
-    """The newest ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir`` (local
-    writes are atomic, so every one present is complete), or None."""
+    """The newest complete ``epoch_N.pth`` / ``iter_N.pth`` in
+    ``work_dir``, or None."""
     found = []
     for name in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
         match = _CHECKPOINT_NAME.match(name)
         if match:
             path = os.path.join(work_dir, name)
-            found.append((os.path.getmtime(path), int(match.group(2)), path))
+            if is_complete_checkpoint(path):
+                found.append((os.path.getmtime(path), int(match.group(2)),
+                               path))
     return max(found)[2] if found else None
 
 
 def find_latest_checkpoint(path):
     """mmengine's ``find_latest_checkpoint`` that survives a run killed while
     it rewrote ``last_checkpoint``: an empty pointer, or one naming a local
-    file that is gone, falls back to the newest complete checkpoint."""
+    file that is gone or cut short, falls back to the newest complete
+    checkpoint, and says so."""
     from mmengine.logging import print_log
     pointer = os.path.join(path, 'last_checkpoint')
     if not os.path.exists(pointer):
@@ -187,11 +207,16 @@ def find_latest_checkpoint(path):
         return None
     with open(pointer) as f:
         last_saved = f.read().strip()
-    if last_saved and ('://' in last_saved or os.path.exists(last_saved)):
+    if last_saved and ('://' in last_saved or (
+            os.path.exists(last_saved) and is_complete_checkpoint(last_saved))):
         return last_saved
     fallback = newest_checkpoint(path)
-    problem = (f'names {last_saved}, which does not exist' if last_saved
-               else 'is empty (the run was probably killed while writing it)')
+    if not last_saved:
+        problem = 'is empty (the run was probably killed while writing it)'
+    elif os.path.exists(last_saved):
+        problem = f'names {last_saved}, which is damaged (cut short)'
+    else:
+        problem = f'names {last_saved}, which does not exist'
     print_log(f'{pointer} {problem}; resuming from the newest complete '
               f'checkpoint in {path} instead: {fallback}.',
               logger='current', level=30)

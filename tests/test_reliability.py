@@ -76,6 +76,31 @@ def test_stop_and_resume_matches_one_run(oneshot_config, uninterrupted,
     assert_same_weights(uninterrupted, work)
 
 
+def test_resume_skips_a_checkpoint_cut_short(oneshot_config, uninterrupted,
+                                             tmp_path):
+    """The newest checkpoint cut in half (a copy or a full disk): resume
+    says so and continues from the newest complete one, ending where one
+    uninterrupted run ends."""
+    import shutil
+    work = str(tmp_path / 'cut')
+    shutil.copytree(uninterrupted, work)
+    # as a run stopped after epoch 3 would leave it, then epoch_3 cut short
+    os.remove(os.path.join(work, 'epoch_4.pth'))
+    with open(os.path.join(work, 'last_checkpoint'), 'w') as f:
+        f.write(os.path.join(work, 'epoch_3.pth'))
+    path = os.path.join(work, 'epoch_3.pth')
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    os.utime(path)  # the newest file on disk, yet not whole
+    out = run(['tools/train.py', oneshot_config, '--work-dir', work,
+               '--resume'])
+    assert 'which is damaged (cut short)' in out
+    assert 'epoch_2.pth' in out and 'resumed epoch: 2' in out.lower(), \
+        out[-2000:]
+    assert_same_weights(uninterrupted, work)
+
+
 def test_same_seed_same_tuned_weights(oneshot_config, uninterrupted, tmp_path):
     work = str(tmp_path / 'again')
     run(['tools/train.py', oneshot_config, '--work-dir', work])
