@@ -298,3 +298,31 @@ def test_a_second_run_on_a_busy_work_dir_stops_naming_the_first(tiny_config,
             in proc.stderr
         assert not [d for d in os.listdir(work) if d[:2] == '20']  # no record
     assert 'mIoU' in run(['tools/test.py', tiny_config, '--work-dir', work])
+
+
+@pytest.mark.parametrize('fault', ['plain', 'inside_config_formatting'])
+def test_ctrl_c_says_interrupted(fault, capsys):
+    """Ctrl-C ends a tool with one line and exit code 130, also when it
+    lands in mmengine's config formatting during a checkpoint save (which
+    turned it into "SyntaxError: Failed to format the config file" and the
+    whole config)."""
+    from mmseg_powerone.utils.cli import interruptible
+
+    def save_checkpoint():
+        try:
+            raise KeyboardInterrupt
+        except:  # noqa: E722  (what mmengine's Config.pretty_text does)
+            if fault == 'plain':
+                raise
+            raise SyntaxError('Failed to format the config file, please '
+                              'check the syntax of: \n model = dict(...)')
+
+    with pytest.raises(SystemExit) as e:
+        with interruptible('Training'):
+            save_checkpoint()
+    assert e.value.code == 130
+    err = capsys.readouterr().err
+    assert 'Training interrupted (Ctrl-C)' in err and 'model = dict' not in err
+    with pytest.raises(SyntaxError):  # a real syntax error still surfaces
+        with interruptible('Training'):
+            raise SyntaxError('Failed to format the config file')

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
-                                      work_dir_lock)
+                                      interruptible, work_dir_lock)
 
 
 def parse_args(argv=None):
@@ -63,7 +63,7 @@ def main(argv=None):
         # one another (mmseg's IoUMetric output_dir does both)
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
             dict(type='SavePredictionsHook', out_dir=args.out)]
-    with work_dir_lock(cfg.work_dir):
+    with interruptible('Testing'), work_dir_lock(cfg.work_dir):
         runner = Runner.from_cfg(cfg)
         return runner.test()
 

@@ -11,7 +11,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
-                                      work_dir_lock)
+                                      interruptible, work_dir_lock)
 
 
 def parse_args(argv=None):
@@ -34,7 +34,7 @@ def main(argv=None):
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
-    with work_dir_lock(cfg.work_dir):
+    with interruptible('Training'), work_dir_lock(cfg.work_dir):
         runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg
                   else RUNNERS.build(cfg))
         runner.train()

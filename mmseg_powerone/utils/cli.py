@@ -122,6 +122,28 @@ def apply_common_cli(cfg, args, config_path):
 
 
 @contextlib.contextmanager
+def interruptible(what: str):
+    """Ctrl-C anywhere in the block ends the tool with one line, exit code
+    130. mmengine formats the config with a bare ``except`` while it saves
+    a checkpoint, so a Ctrl-C landing there surfaced as "SyntaxError: Failed
+    to format the config file" followed by the whole config; that case is
+    recognised by the interrupt behind it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    except SyntaxError as e:
+        if not isinstance(e.__context__, KeyboardInterrupt):
+            raise
+    else:
+        return
+    print(f'\n{what} interrupted (Ctrl-C). Checkpoints on disk are complete; '
+          'tools/train.py --resume continues from the newest.',
+          file=sys.stderr)
+    raise SystemExit(130)
+
+
+@contextlib.contextmanager
 def work_dir_lock(work_dir: str):
     """Hold ``work_dir`` for this run: a second run started on the same
     work dir while this one lives stops at once, naming this one. (mmengine
