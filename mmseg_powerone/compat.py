@@ -250,6 +250,12 @@ def apply():
     allow_mmengine_checkpoint_types()
     install_atomic_local_writes()
     install_resume_fallback()
+    # mmcv-lite is the pinned, intended mmcv: its advice to install full
+    # mmcv for MultiScaleDeformableAttention (which no model here uses)
+    # only contradicts our setup. That one message, from that one module.
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``',
+        category=UserWarning, module='mmcv.cnn.bricks.transformer')
     # mmengine 0.10.7 imports pkg_resources (setuptools<81 is pinned for it);
     # its deprecation notice is not actionable for our users.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated',

@@ -24,14 +24,16 @@ def metrics_of(work_dir):
 
 
 def dist_env():
-    """Environment for tools/dist_*.sh: a free local port and the venv's
-    torchrun on PATH."""
+    """Environment for tools/dist_*.sh: a free local port and this Python
+    (PYTHON; no torchrun on PATH and no activated venv needed: PATH keeps
+    only the system's directories)."""
     import socket
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    return dict(os.environ, PORT=str(port), PATH=os.path.dirname(
-        sys.executable) + os.pathsep + os.environ.get('PATH', ''))
+    path = os.pathsep.join(p for p in os.environ.get('PATH', '').split(
+        os.pathsep) if os.path.dirname(sys.executable) != p)
+    return dict(os.environ, PORT=str(port), PYTHON=sys.executable, PATH=path)
 
 
 def final_weights(work_dir):

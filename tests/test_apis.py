@@ -206,3 +206,41 @@ def test_default_inferencer_resizes_camera_photos():
     sample = inf(img, classes=['circle', 'star'], return_datasamples=True)
     assert sample.metainfo['img_shape'] == (48, 64)
     assert sample.pred_sem_seg.data.shape == (1, 3024, 4032)
+
+
+def test_call_time_class_errors_speak_of_the_callers_list(inferencer,
+                                                          tiny_dataset):
+    img = image_path(tiny_dataset)
+    # the caller's index (the background is not one of their classes)
+    with pytest.raises(ValueError, match=r'classes\[2\] .*trailing comma'):
+        inferencer(img, classes=['cat', 'dog', ''])
+    # a background name given as a class says which background it is
+    with pytest.raises(ValueError, match=r"classes\[1\] names 'sky', which is "
+                       r"one of the names of class 0, the model's default "
+                       r"background \(sky, grass\).*background="):
+        inferencer(img, classes=['cat', 'sky'])
+    with pytest.raises(ValueError, match='the background you gave'):
+        inferencer(img, classes=['cat', 'grass'], background=['grass', 'wall'])
+
+
+def test_embedded_model_warns_that_its_background_is_the_worlds(tmp_path):
+    from mmseg_powerone.apis import PowerOneInferencer
+    inf = PowerOneInferencer(layers=[0, 2])
+    with pytest.warns(UserWarning, match="background is the embedded world's"):
+        inf.set_classes(['dog'])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        inf.set_classes(['dog'], background=['floor', 'wall'])
+
+
+def test_demo_checks_its_input_before_loading_a_model(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    proc = subprocess.run([sys.executable, 'tools/demo.py', str(tmp_path / 'nope.png'),
+                           '--classes', 'cat'], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and 'nope.png does not exist' in proc.stderr
+    assert 'Loading weights' not in proc.stderr + proc.stdout

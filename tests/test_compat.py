@@ -225,3 +225,16 @@ def test_no_code_switches_safe_loading_off():
                 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' in text:
             offenders.append(path)
     assert not offenders
+
+
+def test_no_mmcv_lite_advice_on_import():
+    """Our tools print no "you should install mmcv rather than mmcv-lite"
+    (mmcv-lite is the pinned stack); other warnings still show."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-W', 'default', '-c',
+                           'import mmseg_powerone, warnings; '
+                           'warnings.warn("still shown")'],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert 'mmcv-lite' not in proc.stderr and 'still shown' in proc.stderr

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO, run  # noqa: F401
+from helpers import run
 from mmseg_powerone.utils.labels import (UniqueNames, resize_labels,
                                          save_label_png)
 

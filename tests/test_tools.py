@@ -326,3 +326,24 @@ def test_ctrl_c_says_interrupted(fault, capsys):
     with pytest.raises(SyntaxError):  # a real syntax error still surfaces
         with interruptible('Training'):
             raise SyntaxError('Failed to format the config file')
+
+
+TOOLS = ['benchmark', 'convert_coco_object', 'demo', 'export_checkpoint',
+         'make_shapes', 'oneshot_eval', 'pretrain_vlm', 'quickstart',
+         'rank_layers', 'reproduce_table', 'test', 'train']
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_help_is_whole_and_shows_defaults(tool):
+    """Every tool's --help: its whole description (no sentence cut after
+    the first line), and a help text and default for every option."""
+    import ast
+    import subprocess
+    import sys
+    path = os.path.join(REPO, 'tools', f'{tool}.py')
+    doc = ast.get_docstring(ast.parse(open(path).read()))
+    out = subprocess.run([sys.executable, path, '--help'], cwd=REPO,
+                         capture_output=True, text=True, timeout=300).stdout
+    assert ' '.join(doc.split()) in ' '.join(out.split()), tool
+    if tool != 'reproduce_table':  # positional arguments only
+        assert '(default: ' in out, out

@@ -15,7 +15,6 @@ latency, peak memory and the ratios the performance targets are stated in,
 and writes ``benchmark.json`` and ``benchmark.md`` to ``--out``. Ratios come
 from one run on one machine; absolute times depend on it.
 """
-import argparse
 import contextlib
 import ctypes
 import gc
@@ -55,7 +54,8 @@ TARGETS = dict(attention_vs_floor=1.3, text_p49_vs_p1=1.5,
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    from mmseg_powerone.utils.cli import tool_parser
+    p = tool_parser(__doc__)
     p.add_argument('--vlm', nargs='+', default=['large'],
                    choices=sorted(GEOMETRY))
     p.add_argument('--size', nargs='+', type=int, default=[512])

@@ -11,7 +11,6 @@ link COCO's {split}/ image folder there). Each split is written to a
 temporary folder and renamed when complete, so an interrupted run leaves
 nothing half-written.
 """
-import argparse
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import cv2
 
 from mmseg_powerone.datasets.coco_object import (SEG_MAP_SUFFIX,
                                                  category_labels, label_map)
+from mmseg_powerone.utils.cli import tool_parser
 
 
 def convert_split(coco_root, split, out, crowd='label', overwrite=False,
@@ -73,7 +73,7 @@ def convert_split(coco_root, split, out, crowd='label', overwrite=False,
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = tool_parser(__doc__)
     p.add_argument('coco_root', help='folder holding annotations/instances_*.json')
     p.add_argument('--splits', nargs='+', default=['val2017'])
     p.add_argument('--out', default=None, help='default: coco_root')

@@ -11,7 +11,6 @@ background class defaults to the config's (the first line of its class-name
 file). Defaults to the embedded tiny BLIP, so it runs on a shapes image out
 of the box. Writes OUT/<image>_overlay.png and OUT/<image>_heatmaps.png.
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -22,7 +21,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from mmseg_powerone.utils.cli import tool_parser
+    p = tool_parser(__doc__)
     p.add_argument('inputs', help='an image file or a folder of images')
     p.add_argument('--classes', required=True,
                    help='comma-separated class names; synonyms joined by "/"')
@@ -125,6 +125,9 @@ def layer_heatmaps(inferencer, path):
 
 def main(argv=None):
     args = parse_args(argv)
+    if not osp.exists(args.inputs):
+        sys.exit(f'demo.py: error: {args.inputs} does not exist (give an '
+                 'image file or a folder of images).')
     sys.path.insert(0, REPO)
     import cv2
     import mmcv

@@ -10,14 +10,14 @@ images when the config asks for that.
     python tools/export_checkpoint.py CONFIG OUT.pth [--num-images N]
         [--cfg-options k=v ...]
 """
-import argparse
 
 from mmseg_powerone.apis.export import export_checkpoint
-from mmseg_powerone.utils.cli import CFG_OPTIONS_HELP, CfgOptionsAction
+from mmseg_powerone.utils.cli import (CFG_OPTIONS_HELP, CfgOptionsAction,
+                                      tool_parser)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = tool_parser(__doc__)
     parser.add_argument('config')
     parser.add_argument('out', help='output .pth file')
     parser.add_argument('--num-images', type=int, default=None,

@@ -3,18 +3,22 @@
     python tools/make_shapes.py --out data/shapes --seed 0 \
         --num-train 500 --num-val 200
 """
-import argparse
 import sys
 
 from mmseg_powerone.datasets.shapes_world import write_dataset
+from mmseg_powerone.utils.cli import tool_parser
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--out', default='data/shapes')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--num-train', type=int, default=500)
-    p.add_argument('--num-val', type=int, default=200)
+    p = tool_parser(__doc__)
+    p.add_argument('--out', default='data/shapes',
+                   help='folder to write (must not exist or be empty)')
+    p.add_argument('--seed', type=int, default=0,
+                   help='generator seed: the same seed gives the same images')
+    p.add_argument('--num-train', type=int, default=500,
+                   help='training images (img_dir/train, ann_dir/train)')
+    p.add_argument('--num-val', type=int, default=200,
+                   help='validation images (img_dir/val, ann_dir/val)')
     p.add_argument('--overwrite', action='store_true',
                    help='replace a non-empty --out')
     args = p.parse_args(argv)

@@ -30,7 +30,6 @@ alone, on any machine.
 Writes WORK/oneshot_eval.json and WORK/oneshot_eval.md (mean ± std over the
 draws, sample std) once every draw has finished.
 """
-import argparse
 import glob
 import json
 import os
@@ -48,7 +47,8 @@ METRICS = ('mIoU', 'mAcc', 'aAcc')
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from mmseg_powerone.utils.cli import tool_parser
+    p = tool_parser(__doc__)
     p.add_argument('config')
     p.add_argument('--draws', type=int, default=5,
                    help='support draws (seeds first-seed .. first-seed+draws-1)')

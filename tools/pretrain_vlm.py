@@ -14,7 +14,6 @@ held-out images.
     python tools/pretrain_vlm.py --arch albef --text-layers 6 \
         --fusion-layer 2 --out checkpoints/albef-tiny-shapes --seed 0
 """
-import argparse
 import contextlib
 import json
 import math
@@ -47,7 +46,8 @@ WORDS = list(CLASSES) + list(COLOURS) + list(SIZES) + list(BACKGROUNDS) + [
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from mmseg_powerone.utils.cli import tool_parser
+    p = tool_parser(__doc__)
     p.add_argument('--out', required=True, help='output directory (Hugging '
                    'Face layout: weights + tokenizer)')
     p.add_argument('--arch', choices=sorted(ARCHES), default='blip')

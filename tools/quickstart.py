@@ -16,7 +16,6 @@ per VLM and seed) and writes it to WORK_DIR/results.{json,md}.
     python tools/quickstart.py [--seeds 0 1] [--albef-seeds 0]
         [--oneshot-draws 5] [--jobs N] [--work-dir work_dirs/quickstart]
 """
-import argparse
 import glob
 import json
 import os
@@ -39,7 +38,8 @@ sys.path.insert(0, os.path.join(REPO, 'tools'))
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from mmseg_powerone.utils.cli import tool_parser
+    p = tool_parser(__doc__)
     p.add_argument('--seeds', type=int, nargs='*', default=[0, 1],
                    help='generator seeds for the tiny BLIP; the first is the '
                    'headline')

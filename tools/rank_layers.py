@@ -10,7 +10,6 @@ class level next to the labels' own (``class_level`` in the JSON: a layer
 far above the labels puts its mass where they do not); writes
 DIR/infoscore.json and DIR/rank_layers.png.
 """
-import argparse
 import json
 import os
 import sys
@@ -22,11 +21,11 @@ from mmseg_powerone.engine.analysis import (compare_with_labels,
 from mmseg_powerone.evaluation import spearman
 from mmseg_powerone.utils import atomic_write
 from mmseg_powerone.utils.cli import (CFG_OPTIONS_HELP, CfgOptionsAction,
-                                      build_model_and_loader)
+                                      build_model_and_loader, tool_parser)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = tool_parser(__doc__)
     p.add_argument('config')
     p.add_argument('--num-images', type=int, default=100,
                    help='unlabeled images InfoScore ranks on')
@@ -76,7 +75,7 @@ def format_table(r):
         head += ' mIoU | mIoU rank |'
     if cl:
         head += (' class-level InfoScore | image entropy | '
-                 f'{cl["classes"][0]} share | L1 to labels |')
+                 'background share | L1 to labels |')
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for l in r['layers']:
         sel = ' *' if l in r['selected'] else ''

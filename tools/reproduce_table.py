@@ -50,10 +50,13 @@ def markdown(rows, draws):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 2:
-        sys.exit(__doc__)
-    work, datasets = argv[0], argv[1:]
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.strip(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('work', help='the work dir tools/reproduce.sh wrote')
+    p.add_argument('datasets', nargs='+', help='e.g. voc21 coco-object')
+    args = p.parse_args(argv)
+    work, datasets = args.work, args.datasets
     try:
         rows = collect(work, datasets)
     except FileNotFoundError as e:

@@ -6,18 +6,18 @@ The checkpoint is optional: the training-free method needs only the config
     python tools/test.py CONFIG [CHECKPOINT] [--work-dir DIR] [--out DIR]
         [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
 """
-import argparse
 
 import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
-                                      interruptible, work_dir_lock)
+                                      interruptible, tool_parser,
+                                      work_dir_lock)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test a segmentor')
+    parser = tool_parser(__doc__)
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='checkpoint (optional for training-free models)')

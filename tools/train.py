@@ -3,7 +3,6 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
         [--cfg-options k=v ...] [--launcher pytorch]
 """
-import argparse
 
 import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
 from mmengine.config import Config
@@ -11,11 +10,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
-                                      interruptible, work_dir_lock)
+                                      interruptible, tool_parser,
+                                      work_dir_lock)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser = tool_parser(__doc__)
     parser.add_argument('config', help='config file')
     parser.add_argument('--resume', action='store_true',
                         help='resume from the latest checkpoint in work_dir')

@@ -2,10 +2,9 @@
 import os
 import os.path as osp
 import warnings
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import mmcv
-import numpy as np
 from mmengine import fileio
 from mmengine.infer.infer import ModelType
 from mmseg.apis import MMSegInferencer
@@ -48,6 +47,7 @@ class PowerOneInferencer(MMSegInferencer):
                  scope: Optional[str] = 'mmseg') -> None:
         import mmseg_powerone  # noqa: F401  (registration)
         self._default_layers = layers
+        self._embedded = model is None
         super().__init__(model=model or DEFAULT_CONFIG, weights=weights,
                          device=device, scope=scope)
         seg = self.model
@@ -99,6 +99,14 @@ class PowerOneInferencer(MMSegInferencer):
             else:
                 bg = self.background if background is None else background
                 bg = [bg] if isinstance(bg, str) else list(bg)
+                _check_call_classes(classes, bg, background is None)
+                if background is None and self._embedded:
+                    warnings.warn(
+                        'The background is the embedded world\'s '
+                        f'({", ".join(bg)}): if your images are not from that '
+                        'world, give background=[...] (the demo\'s '
+                        '--background), the names of what surrounds your '
+                        'objects.')
                 spec = [bg] + list(classes)
             # duplicates and empty names raise here, naming the culprit
             spec = parse_class_names(spec)
@@ -155,6 +163,29 @@ class PowerOneInferencer(MMSegInferencer):
                     pred.pred_sem_seg.data[0].cpu().numpy(),
                     self.model.num_classes)
         return result
+
+
+def _check_call_classes(classes, background, default_background) -> None:
+    """Errors that speak of the caller's own list: ``classes[i]`` counts
+    the object classes the caller gave (the background is not one of them),
+    and a name that is also a background name says which background."""
+    bg = {n.strip().lower() for n in background}
+    for i, item in enumerate(classes):
+        names = [item] if isinstance(item, str) else list(item)
+        names = [n for s in names for n in str(s).split(',')]
+        if not any(n.strip() for n in names) or any(not n.strip() for n in names):
+            raise ValueError(
+                f'classes[{i}] = {item!r} is blank or has an empty name (a '
+                'stray or trailing comma?). Remove it.')
+        clash = [n.strip() for n in names if n.strip().lower() in bg]
+        if clash:
+            which = ("the model's default background" if default_background
+                     else 'the background you gave')
+            raise ValueError(
+                f'classes[{i}] names {clash[0]!r}, which is one of the names '
+                f'of class 0, {which} ({", ".join(background)}). Leave it out '
+                'of classes, or name the background yourself with '
+                "background=[...] (the demo's --background).")
 
 
 def _readable(path: str) -> bool:

@@ -15,6 +15,34 @@ CFG_OPTIONS_HELP = (
     "read as mmengine reads them (e.g. model.layers=[0,3])")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and shows every option's default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if action.option_strings and '%(default)' not in text and \
+                action.default not in (None, False, argparse.SUPPRESS):
+            text += ' (default: %(default)s)'
+        return text
+
+
+class _ToolParser(argparse.ArgumentParser):
+    """Lists every option in ``--help``, with its default, also the ones
+    added without a help text."""
+
+    def add_argument(self, *args, **kwargs):
+        if not kwargs.get('help') and kwargs.get('default') not in (
+                None, False, argparse.SUPPRESS):
+            kwargs['help'] = '(default: %(default)s)'
+        return super().add_argument(*args, **kwargs)
+
+
+def tool_parser(doc: str) -> argparse.ArgumentParser:
+    """A tool's argument parser: its docstring as the description (whole,
+    so no sentence is cut) and every option's default in ``--help``."""
+    return _ToolParser(description=doc.strip(), formatter_class=_HelpFormatter)
+
+
 def parse_cfg_value(text: str):
     """One ``--cfg-options`` value.
 
