@@ -347,3 +347,36 @@ def test_help_is_whole_and_shows_defaults(tool):
     assert ' '.join(doc.split()) in ' '.join(out.split()), tool
     if tool != 'reproduce_table':  # positional arguments only
         assert '(default: ' in out, out
+
+
+def test_runs_say_what_they_use(oneshot_config, tmp_path):
+    """A one-shot training logs the supports it drew and the classes and
+    layers it runs with; InfoScore logs its progress."""
+    out = run(['tools/train.py', oneshot_config, '--work-dir',
+               str(tmp_path / 'w'), '--cfg-options', 'train_cfg.max_epochs=1',
+               'model.layers=[0,2]'])
+    assert re.search(r'OneShotDataset \(seed 0\): supports cat: \S+\.png, '
+                     r'dog: \S+\.png', out), out[-3000:]
+    assert "train: 3 classes ['sky', 'cat', 'dog'], 4 prompts, layers [0, 2]" \
+        in out
+
+
+def test_infoscore_logs_progress(tiny_config, tmp_path):
+    cfg = tmp_path / 'infoscore.py'
+    cfg.write_text(f"_base_ = [{tiny_config!r}]\nmodel = dict(layers='infoscore')\n"
+                   "custom_hooks = [dict(type='InfoScoreHook', num_images=6)]\n")
+    out = run(['tools/test.py', str(cfg), '--work-dir', str(tmp_path / 'w')])
+    assert 'InfoScore: 2/6 images' in out and 'InfoScore: 6/6 images' in out
+
+
+def test_run_tool_echoes_progress_lines(capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'oneshot_eval_tool', os.path.join(REPO, 'tools', 'oneshot_eval.py'))
+    oneshot_eval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(oneshot_eval)
+    oneshot_eval.run_tool(['make_shapes.py', '--help'], 'make_shapes',
+                          echo='usage:')
+    printed = capsys.readouterr().out
+    assert printed.startswith('usage: make_shapes.py') and \
+        'Generate the embedded' not in printed

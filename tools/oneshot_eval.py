@@ -174,11 +174,13 @@ def run_forked(script, argv, threads=None):
                 out.read().decode(errors='replace'))
 
 
-def run_tool(args, what, fork=False, threads=None):
+def run_tool(args, what, fork=False, threads=None, echo=None):
     """Run ``tools/<args[0]> args[1:]`` in a process of its own (a fork of
     this one with ``fork``, see ``run_forked``; else a fresh interpreter)
     with ``threads`` torch threads; exit with its output's tail, prefixed by
-    ``what``, if it fails. Returns seconds."""
+    ``what``, if it fails. In a fresh interpreter, its output lines that
+    start with ``echo`` are printed as they come (progress). Returns
+    seconds."""
     script = os.path.join(REPO, 'tools', args[0])
     start = time.perf_counter()
     if fork and can_fork():
@@ -187,9 +189,15 @@ def run_tool(args, what, fork=False, threads=None):
         env = dict(os.environ)
         if threads:
             env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
-        proc = subprocess.run([sys.executable, script] + args[1:],
-                              capture_output=True, text=True, env=env)
-        code, out = proc.returncode, proc.stdout + proc.stderr
+        proc = subprocess.Popen([sys.executable, script] + args[1:],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if echo and line.startswith(echo):
+                print(line, end='', flush=True)
+        code, out = proc.wait(), ''.join(lines)
     if code != 0:
         sys.exit(f'{what} failed ({" ".join([script] + args[1:])}):\n'
                  f'{out[-3000:]}')

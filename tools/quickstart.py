@@ -167,7 +167,7 @@ def run_oneshot(config, root, work, args):
               '--cfg-options',
               f'train_dataloader.dataset.dataset.data_root={root}',
               f'test_dataloader.dataset.data_root={root}'] + args.cfg_options,
-             '[quickstart] tools/oneshot_eval.py')
+             '[quickstart] tools/oneshot_eval.py', echo='[oneshot_eval]')
     with open(os.path.join(work, 'oneshot_eval.json')) as f:
         return json.load(f)
 

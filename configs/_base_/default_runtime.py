@@ -7,7 +7,8 @@ custom_imports = dict(imports=['mmseg_powerone'], allow_failed_imports=False)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     # The stock LoggerHook dumps test metrics from every rank into one file.
-    logger=dict(type='MainProcessLoggerHook', interval=50,
+    # a line every 10 batches, so short runs show progress too
+    logger=dict(type='MainProcessLoggerHook', interval=10,
                 log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000),

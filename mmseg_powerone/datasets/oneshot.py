@@ -114,6 +114,13 @@ class OneShotDataset:
             self.dataset.full_init()
         counts = self._class_pixel_counts()
         self.support_indices, self.support_classes = self._draw(counts)
+        names = self.class_names
+        drawn = ', '.join(
+            f'{names[c]}: {self.dataset.get_data_info(i).get("img_path", i)}'
+            for i, c in zip(self.support_indices, self.support_classes))
+        print_log(f'OneShotDataset (seed {self.seed}'
+                  + (', evaluation side: these are left out' if self.exclude
+                     else '') + f'): supports {drawn}', logger='current')
         if self.exclude:
             chosen = set(self.support_indices)
             self._indices = [i for i in range(len(self.dataset))

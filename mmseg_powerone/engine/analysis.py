@@ -36,6 +36,22 @@ def iter_preprocessed(model, dataloader, num_images: Optional[int] = None,
         yield data['inputs'], data['data_samples']
 
 
+class _Progress:
+    """One log line per tenth of the images (this process's share)."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self.done, self.shown = what, total, 0, 0
+        self.world = get_dist_info()[1]
+
+    def update(self, n: int) -> None:
+        self.done += n * self.world  # every rank moves at the same pace
+        step = max(1, self.total // 10)
+        if self.done // step > self.shown // step or self.done >= self.total:
+            self.shown = self.done
+            print_log(f'{self.what}: {min(self.done, self.total)}/'
+                      f'{self.total} images', logger='current')
+
+
 @torch.no_grad()
 def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
     """InfoScore of every attention layer on the first ``num_images``
@@ -53,6 +69,7 @@ def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
     layers = list(range(model.adapter.num_layers))
     entries = model.ranking_prompts.entry_names(group_background=False)
     acc = InfoScoreAccumulator(len(layers), len(entries))
+    progress = _Progress('InfoScore', min(num_images, len(dataloader.dataset)))
     was_training = model.training
     model.eval()
     try:
@@ -62,6 +79,7 @@ def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
                 'maps']  # [B, L, P_bg + C - 1, h, w]
             acc.update(class_marginals(maps, inputs.shape[2:],
                                        model.align_corners))
+            progress.update(inputs.shape[0])
     finally:
         model.train(was_training)
     acc.all_reduce()

@@ -73,6 +73,7 @@ class ClassNamesCheckHook(Hook):
     Same names in another order: an error naming both orders. Other names at
     some indices: one warning listing them (a synonym the matching does not
     know also lands here). Datasets without class names are not checked.
+    It logs what the model runs with: its classes, prompt count and layers.
     """
 
     priority = 'HIGHEST'
@@ -102,6 +103,12 @@ class ClassNamesCheckHook(Hook):
         if key in self._checked:
             return
         self._checked.add(key)
+        layers = getattr(model, 'layers', None)
+        runner.logger.info(
+            f'{split}: {len(prompts.classes)} classes {prompts.class_names}, '
+            f'{prompts.num_prompts} prompts, layers '
+            + (str(layers) if layers is not None else 'to be chosen by '
+               'InfoScore'))
         text = compare_classes(classes, prompts.classes,
                                prompts.has_background)
         if text:
