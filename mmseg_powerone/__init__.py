@@ -13,12 +13,13 @@ from .datasets import OneShotDataset, SyntheticShapesDataset  # noqa: E402
 from .engine import InfoScoreHook, TrainableParamsOptimWrapperConstructor  # noqa: E402
 from .models import (ALBEFAdapter, BLIPAdapter, LLaVAAdapter,  # noqa: E402
                      VLMAttentionSegmentor)
+from .visualization import PowerOneSegVisualizer  # noqa: E402
 
 __version__ = '0.1.0'
 
 __all__ = ['ALBEFAdapter', 'BLIPAdapter', 'LLaVAAdapter',
            'VLMAttentionSegmentor', 'SyntheticShapesDataset',
-           'OneShotDataset', 'InfoScoreHook',
+           'OneShotDataset', 'InfoScoreHook', 'PowerOneSegVisualizer',
            'TrainableParamsOptimWrapperConstructor',
            'PromptSet',
            'build_prompts', 'read_class_file', '__version__']

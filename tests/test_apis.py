@@ -108,10 +108,31 @@ def test_demo_runs_on_the_embedded_model(tmp_path):
 
 
 def test_show_dir_writes_painted_predictions(tiny_config, tmp_path):
+    """Where --help says, enlarged so a 64 x 64 image gives two readable
+    512 x 512 panels (ground truth | prediction)."""
+    import cv2
     show = str(tmp_path / 'show')
-    run(['tools/test.py', tiny_config, '--work-dir', str(tmp_path / 'w'),
-         '--show-dir', show])
-    assert len(glob.glob(os.path.join(show, '**', '*.png'), recursive=True)) == 6
+    out = run(['tools/test.py', tiny_config, '--work-dir', str(tmp_path / 'w'),
+               '--show-dir', show])
+    where = os.path.join(show, 'vis_data', 'vis_image')
+    assert f'Painted predictions: {where}' in out
+    files = glob.glob(os.path.join(where, '*.png'))
+    assert len(files) == 6
+    assert cv2.imread(files[0]).shape == (512, 1024, 3)
+
+
+def test_show_without_a_display_says_so(tiny_config, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
+    proc = subprocess.run([sys.executable, 'tools/test.py', tiny_config,
+                           '--work-dir', str(tmp_path), '--show'], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert '--show needs a display' in proc.stderr and '--show-dir' in proc.stderr
 
 
 @pytest.fixture(scope='module')

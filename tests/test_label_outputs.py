@@ -96,3 +96,22 @@ def test_demo_keeps_images_that_share_a_stem(tmp_path):
     written = sorted(os.listdir(tmp_path / 'out'))
     assert written == ['a_heatmaps.png', 'a_overlay.png', 'a_png_heatmaps.png',
                        'a_png_overlay.png']
+
+
+def test_demo_pictures_stay_readable_with_many_or_foreign_names(tmp_path):
+    """300 classes: the heatmap grid shows the 8 strongest (not 300
+    columns, 48,160 px wide) and the legend the predicted ones; names the
+    font cannot draw become numbers, named in classes.txt."""
+    img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    path = str(tmp_path / 'x.png')
+    cv2.imwrite(path, img)
+    many = ', '.join(['circle', 'star'] + [f'thing{i}' for i in range(298)])
+    run(['tools/demo.py', path, '--classes', many, '--out', str(tmp_path / 'a')])
+    heat = cv2.imread(str(tmp_path / 'a' / 'x_heatmaps.png'))
+    over = cv2.imread(str(tmp_path / 'a' / 'x_overlay.png'))
+    assert heat.shape[1] < 1500 and over.shape[:2] == (360, 700)
+    out = run(['tools/demo.py', path, '--classes', '猫, 犬, star',
+               '--out', str(tmp_path / 'b')])
+    assert 'the pictures number the classes' in out
+    legend = (tmp_path / 'b' / 'classes.txt').read_text(encoding='utf-8')
+    assert '#1\t猫' in legend and '#3\tstar' in legend

@@ -45,8 +45,26 @@ def split_names(text: str):
     return [[s.strip() for s in item.split('/')] for item in text.split(',')]
 
 
+MAX_LEGEND = 24     # legend entries drawn; the rest are counted
+MAX_HEATMAPS = 8    # class columns of the heatmap grid
+
+
+def displayable(names):
+    """The names as drawn: unchanged when the plotting font has every
+    character; otherwise class numbers ("#3"), and True, so that the caller
+    writes a legend file (non-Latin names drew as empty boxes)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+    chars = set(FT2Font(font_manager.findfont(
+        font_manager.FontProperties())).get_charmap())
+    if all(ord(ch) in chars for n in names for ch in n if not ch.isspace()):
+        return list(names), False
+    return [f'#{i}' for i in range(len(names))], True
+
+
 def draw_overlay(image, pred, names, palette, path):
-    """Image | image with class colours, and a legend of the classes."""
+    """Image | image with class colours, and a legend of the predicted
+    classes (at most MAX_LEGEND; the others are counted)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -61,37 +79,52 @@ def draw_overlay(image, pred, names, palette, path):
     for ax in axes:
         ax.axis('off')
     present = sorted(set(np.unique(pred).tolist()))
-    handles = [Patch(color=np.asarray(palette[c]) / 255,
-                     label=names[c] + ('' if c in present else ' (not predicted)'))
-               for c in range(len(names))]
-    fig.legend(handles=handles, loc='lower center', ncol=min(4, len(names)),
-               fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    shown = present[:MAX_LEGEND]
+    handles = [Patch(color=np.asarray(palette[c]) / 255, label=names[c])
+               for c in shown]
+    if len(names) > len(shown):
+        handles.append(Patch(color='white', label=(
+            f'+{len(present) - len(shown)} more predicted, '
+            if len(present) > len(shown) else '')
+            + f'{len(names) - len(present)} not predicted'))
+    fig.legend(handles=handles, loc='lower center',
+               ncol=min(4, len(handles)), fontsize=8, frameon=False)
+    rows = -(-len(handles) // 4)
+    fig.tight_layout(rect=(0, min(0.5, 0.06 * rows + 0.04), 1, 1))
     save(fig, path)
 
 
 def draw_heatmaps(image, maps, layers, names, path):
-    """Rows: selected layers; columns: classes; each the layer's class map
-    (softmax over prompts x ITM) over the image."""
+    """Rows: selected layers; columns: at most MAX_HEATMAPS classes (the
+    ones whose maps are strongest, background first); each the layer's
+    class map (softmax over prompts x ITM) over the image, on one colour
+    scale shown beside the grid."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     L, C = maps.shape[:2]
-    fig, axes = plt.subplots(L, C, figsize=(1.6 * C, 1.7 * L), squeeze=False)
+    strongest = np.argsort(-maps.max(axis=(0, 2, 3)), kind='stable')
+    cols = sorted(strongest[:MAX_HEATMAPS].tolist())
+    fig, axes = plt.subplots(L, len(cols), squeeze=False,
+                             figsize=(1.6 * len(cols) + 0.8, 1.7 * L + 0.3))
     grey = image.mean(axis=2)
     vmax = float(maps.max()) or 1.0
     for i in range(L):
-        for c in range(C):
-            ax = axes[i][c]
+        for j, c in enumerate(cols):
+            ax = axes[i][j]
             ax.imshow(grey, cmap='gray')
-            ax.imshow(maps[i, c], cmap='jet', alpha=0.5, vmin=0, vmax=vmax)
+            shown = ax.imshow(maps[i, c], cmap='jet', alpha=0.5, vmin=0,
+                              vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(names[c], fontsize=8)
-            if c == 0:
+            if j == 0:
                 ax.set_ylabel(f'layer {layers[i]}', fontsize=8)
-    fig.tight_layout()
+    fig.colorbar(shown, ax=axes, shrink=0.8, label='class map')
+    if len(cols) < C:
+        fig.suptitle(f'{len(cols)} of {C} classes (the strongest maps)',
+                     fontsize=8)
     save(fig, path)
 
 
@@ -146,6 +179,13 @@ def main(argv=None):
     names = ['/'.join(c) for c in inferencer.model.prompts.classes]
     palette = inferencer.model.dataset_meta['palette']
     os.makedirs(args.out, exist_ok=True)
+    shown_names, numbered = displayable(names)
+    if numbered:
+        legend = osp.join(args.out, 'classes.txt')
+        with open(legend, 'w', encoding='utf-8') as f:
+            f.write(''.join(f'#{i}\t{n}\n' for i, n in enumerate(names)))
+        print(f'[demo] the plotting font lacks characters of some class '
+              f'names: the pictures number the classes; {legend} names them')
     names_out = UniqueNames()
     for path in track(paths, description='demo') if len(paths) > 1 else paths:
         out = inferencer(path)
@@ -158,11 +198,13 @@ def main(argv=None):
         if clash:
             print(f'[demo] {path} shares its file stem with {clash}: its '
                   f'pictures are {stem}_*.png')
-        draw_overlay(image, pred, names, palette,
+        draw_overlay(image, pred, shown_names, palette,
                      osp.join(args.out, f'{stem}_overlay.png'))
-        draw_heatmaps(image, maps, inferencer.model.layers, names,
+        draw_heatmaps(image, maps, inferencer.model.layers, shown_names,
                       osp.join(args.out, f'{stem}_heatmaps.png'))
-    print(f'[demo] {len(paths)} image(s), classes {names}, layers '
+    listed = names if len(names) <= 12 else names[:12] + [
+        f'... {len(names) - 12} more']
+    print(f'[demo] {len(paths)} image(s), classes {listed}, layers '
           f'{inferencer.model.layers}: written to {args.out}')
 
 

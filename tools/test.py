@@ -6,14 +6,15 @@ The checkpoint is optional: the training-free method needs only the config
     python tools/test.py CONFIG [CHECKPOINT] [--work-dir DIR] [--out DIR]
         [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
 """
+import os
 
 import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
-                                      interruptible, tool_parser,
-                                      work_dir_lock)
+                                      has_display, interruptible,
+                                      tool_parser, work_dir_lock)
 
 
 def parse_args(argv=None):
@@ -25,9 +26,10 @@ def parse_args(argv=None):
                         'evaluation, one label PNG per image named after it '
                         '(16-bit beyond 256 classes)')
     parser.add_argument('--show', action='store_true',
-                        help='show predictions in a window')
-    parser.add_argument('--show-dir', help='save painted predictions here '
-                        '(under work_dir/TIMESTAMP/)')
+                        help='show predictions in a window (needs a display)')
+    parser.add_argument('--show-dir', help='save painted predictions (ground '
+                        'truth | prediction) as DIR/vis_data/vis_image/'
+                        '<image>_<step>.png, as mmseg does')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='seconds each image is shown with --show')
     add_common_args(parser)
@@ -44,6 +46,10 @@ def trigger_visualization_hook(cfg, args):
     # mmseg's hook paints every 50th batch by default; paint every image.
     hooks.visualization['interval'] = 1
     if args.show:
+        if not has_display():
+            raise SystemExit(
+                'test.py: --show needs a display (none is set: no DISPLAY or '
+                'WAYLAND_DISPLAY); use --show-dir DIR to save the pictures.')
         hooks.visualization['show'] = True
         hooks.visualization['wait_time'] = args.wait_time
     if args.show_dir:
@@ -65,7 +71,11 @@ def main(argv=None):
             dict(type='SavePredictionsHook', out_dir=args.out)]
     with interruptible('Testing'), work_dir_lock(cfg.work_dir):
         runner = Runner.from_cfg(cfg)
-        return runner.test()
+        metrics = runner.test()
+    if args.show_dir:
+        print(f'Painted predictions: '
+              f'{os.path.join(args.show_dir, "vis_data", "vis_image")}')
+    return metrics
 
 
 if __name__ == '__main__':

@@ -18,6 +18,8 @@ default_hooks = dict(
     class_check=dict(type='ClassNamesCheckHook'))
 
 test_cfg = dict(type='TestLoop')
+# mmseg's visualiser, with small images enlarged so names stay readable
+visualizer = dict(type='PowerOneSegVisualizer', name='visualizer')
 randomness = dict(seed=0, deterministic=False)
 
 # Distributed runs wrap only submodules that have trainable parameters in

@@ -149,6 +149,14 @@ def apply_common_cli(cfg, args, config_path):
     return cfg
 
 
+def has_display() -> bool:
+    """Whether a window can be shown: always on Windows and macOS, on other
+    systems when an X or Wayland display is set."""
+    if sys.platform in ('win32', 'darwin'):
+        return True
+    return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+
+
 @contextlib.contextmanager
 def interruptible(what: str):
     """Ctrl-C anywhere in the block ends the tool with one line, exit code

@@ -1,0 +1,3 @@
+from .visualizer import PowerOneSegVisualizer
+
+__all__ = ['PowerOneSegVisualizer']
