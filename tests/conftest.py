@@ -151,6 +151,7 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.05),
     accumulative_counts=2)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=4)
-default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1))
+default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1,
+                                     max_keep_ckpts=-1))
 """)
     return str(path)

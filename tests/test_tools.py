@@ -380,3 +380,21 @@ def test_run_tool_echoes_progress_lines(capsys):
     printed = capsys.readouterr().out
     assert printed.startswith('usage: make_shapes.py') and \
         'Generate the embedded' not in printed
+
+
+def test_oneshot_schedule_combines_with_another_runtime(tmp_path):
+    """A user's config on mmseg's own runtime base plus our one-shot
+    schedule (it used to bring our runtime along: "Duplicate key is not
+    allowed among bases")."""
+    from mmengine.config import Config
+    cfg = tmp_path / 'mine.py'
+    cfg.write_text(f"""
+_base_ = [
+    'mmseg::_base_/default_runtime.py',
+    {os.path.join(REPO, 'configs/_base_/schedules/oneshot_5passes.py')!r},
+    {os.path.join(REPO, 'configs/_base_/models/powerone_blip-tiny.py')!r},
+]
+""")
+    c = Config.fromfile(str(cfg))
+    assert c.optim_wrapper.optimizer.lr == 2e-4 and c.train_cfg.max_epochs == 5
+    assert 'default_hooks' not in c  # hooks come from the user's bases

@@ -13,6 +13,7 @@ _base_ = [
     '../_base_/models/powerone_blip-large.py',
     '../_base_/datasets/pascal_voc21_reference.py',
     '../_base_/schedules/oneshot_5passes.py',
+    '../_base_/default_runtime.py',
 ]
 model = dict(
     class_names='{{fileDirname}}/../_base_/class_names/voc21.txt',

@@ -5,6 +5,7 @@ _base_ = [
     '../_base_/models/powerone_blip-tiny.py',
     '../_base_/datasets/shapes.py',
     '../_base_/schedules/oneshot_5passes.py',
+    '../_base_/default_runtime.py',
 ]
 model = dict(
     class_names='{{fileDirname}}/../_base_/class_names/shapes.txt',
