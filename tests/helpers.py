@@ -42,3 +42,38 @@ def final_weights(work_dir):
     with open(os.path.join(work_dir, 'last_checkpoint')) as f:
         ckpt = torch.load(f.read().strip(), weights_only=True)
     return ckpt['state_dict']
+
+
+def hf_blip_forward(model, tokenizer, texts, pixels, layers):
+    """A Hugging Face ``BlipForImageTextRetrieval``'s own forward of every
+    prompt against one image, with the pre-softmax cross-attention scores of
+    ``layers`` taken from its query/key projections (the oracle the tests
+    compare our maps with). Returns (output, mask [P, T], {layer: scores
+    [P, H, T, N]}); differentiable, so call it under no_grad where no
+    gradient is wanted."""
+    import math
+    enc = tokenizer(list(texts), padding=True, return_tensors='pt')
+    ids, mask = enc['input_ids'], enc['attention_mask']
+    P, T = ids.shape
+    seen, hooks = {}, []
+    for l in layers:
+        att = model.text_encoder.encoder.layer[l].crossattention.self
+        hooks.append(att.query.register_forward_hook(
+            lambda m, i, o, l=l: seen.__setitem__(('q', l), o)))
+        hooks.append(att.key.register_forward_hook(
+            lambda m, i, o, l=l: seen.__setitem__(('k', l), o)))
+    try:
+        out = model(input_ids=ids, attention_mask=mask,
+                    pixel_values=pixels.expand(P, -1, -1, -1),
+                    interpolate_pos_encoding=True, use_itm_head=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    H = model.config.text_config.num_attention_heads
+    d = model.config.text_config.hidden_size // H
+    scores = {}
+    for l in layers:
+        q = seen[('q', l)].view(P, T, H, d).transpose(1, 2)
+        k = seen[('k', l)].view(P, -1, H, d).transpose(1, 2)
+        scores[l] = q @ k.transpose(-1, -2) / math.sqrt(d)  # [P, H, T, N]
+    return out, mask, scores

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import REPO
+from helpers import REPO, hf_blip_forward
 from mmseg_powerone.datasets.transforms import (ResizeLongestEdgePad,
                                                 longest_edge_size)
 
@@ -178,32 +178,15 @@ def reference_unary(model, tok, prompts, pixels, layers, size):
     padded prompts); background prompts summed, others maxed; bilinear
     (align_corners) to size; mean over layers; normalised over classes.
     One image: pixels [1, 3, S, S]."""
-    enc = tok(list(prompts.texts), padding=True, return_tensors='pt')
-    ids, mask = enc['input_ids'], enc['attention_mask']
-    P, T = ids.shape
-    seen, hooks = {}, []
-    text_layers = model.text_encoder.encoder.layer
-    for l in layers:
-        att = text_layers[l].crossattention.self
-        hooks.append(att.query.register_forward_hook(
-            lambda m, i, o, l=l: seen.__setitem__(('q', l), o)))
-        hooks.append(att.key.register_forward_hook(
-            lambda m, i, o, l=l: seen.__setitem__(('k', l), o)))
-    out = model(input_ids=ids, attention_mask=mask,
-                pixel_values=pixels.expand(P, -1, -1, -1),
-                interpolate_pos_encoding=True, use_itm_head=True)
-    for h in hooks:
-        h.remove()
+    out, mask, scores = hf_blip_forward(model, tok, prompts.texts, pixels,
+                                        layers)
+    P = mask.shape[0]
     itm = model.itm_head(out.question_embeds).softmax(-1)[..., 1].max(1).values
-    H = model.config.text_config.num_attention_heads
-    d = model.config.text_config.hidden_size // H
     grid = pixels.shape[-1] // model.config.vision_config.patch_size
     C = prompts.num_classes
     ensemble = 0
     for l in layers:
-        q = seen[('q', l)].view(P, T, H, d).transpose(1, 2)
-        k = seen[('k', l)].view(P, -1, H, d).transpose(1, 2)
-        S = (q @ k.transpose(-1, -2) / math.sqrt(d)).max(1).values[:, :, 1:]
+        S = scores[l].max(1).values[:, :, 1:]  # [P, T, N - 1]
         A = (S * mask[:, :, None]).sum(1)  # [P, N]
         M = A.softmax(0) * itm[:, None]
         idx = list(prompts.class_index)

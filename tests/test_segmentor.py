@@ -1,9 +1,10 @@
 """VLMAttentionSegmentor + BLIPAdapter on a tiny random BLIP."""
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+from helpers import hf_blip_forward
 
 CLASSES = ['sky, grass, tree', 'cat', 'dog, puppy, hound']
 
@@ -15,40 +16,21 @@ def reference_layer_maps(adapter, prompts, pixels, layers, itm_reduce):
     from transformers import BlipForImageTextRetrieval
     model = BlipForImageTextRetrieval.from_pretrained(
         adapter.pretrained, attn_implementation='eager').eval()
-    tok = adapter.tokenizer
-    enc = tok(list(prompts.texts), padding=True, return_tensors='pt')
-    ids, mask = enc['input_ids'], enc['attention_mask']
-    P, T = ids.shape
-    text_layers = model.text_encoder.encoder.layer
-    seen = {}
-    handles = []
-    for l in layers:
-        att = text_layers[l].crossattention.self
-        handles.append(att.query.register_forward_hook(
-            lambda m, i, o, l=l: seen.__setitem__(('q', l), o)))
-        handles.append(att.key.register_forward_hook(
-            lambda m, i, o, l=l: seen.__setitem__(('k', l), o)))
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask,
-                    pixel_values=pixels.expand(P, -1, -1, -1),
-                    interpolate_pos_encoding=True, use_itm_head=True)
+        out, mask, scores = hf_blip_forward(model, adapter.tokenizer,
+                                            prompts.texts, pixels, layers)
         match = model.itm_head(out.question_embeds).softmax(-1)[..., 1]
-    for h in handles:
-        h.remove()
+    P, T = mask.shape
     if itm_reduce == 'first':
         itm = out.itm_score.softmax(-1)[:, 1]
     elif itm_reduce == 'max':  # every position of the set's padded length
         itm = match.max(dim=1).values
     else:  # 'max_real'
         itm = torch.stack([match[p, :int(mask[p].sum())].max() for p in range(P)])
-    H = model.config.text_config.num_attention_heads
-    d = model.config.text_config.hidden_size // H
     C = prompts.num_classes
     maps = []
     for l in layers:
-        q = seen[('q', l)].view(P, T, H, d).transpose(1, 2)
-        k = seen[('k', l)].view(P, -1, H, d).transpose(1, 2)
-        S = q @ k.transpose(-1, -2) / math.sqrt(d)  # [P, H, T, N]
+        S = scores[l]  # [P, H, T, N]
         N = S.shape[-1] - 1
         A = torch.zeros(P, N)
         for p in range(P):

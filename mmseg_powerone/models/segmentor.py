@@ -441,14 +441,14 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 check_labels(sample.gt_sem_seg.data, C, sample.metainfo)
             if on_input_grid:
                 logits = seg_logits[i]
-                check_input_grid_labels(sample, logits.shape[1:])
+                check_label_grid(sample, logits.shape[1:], 'input')
                 sample.set_data(dict(
                     seg_logits=PixelData(data=logits),
                     pred_sem_seg=PixelData(data=logits.argmax(0, True))))
                 continue
             logits = _unpad_and_unflip(seg_logits[i], sample.metainfo)
             H, W = sample.metainfo['ori_shape'][:2]
-            check_original_grid_labels(sample, (H, W))
+            check_label_grid(sample, (H, W), 'original')
             if C * H * W <= limit:
                 logits = F.interpolate(logits[None], size=(H, W),
                                        mode='bilinear',
@@ -607,37 +607,29 @@ def check_labels(label: Tensor, num_classes: int, meta: dict) -> None:
             'label_map / reduce_zero_label).')
 
 
-def check_input_grid_labels(sample, size) -> None:
-    """With ``pred_grid='input'`` the labels must have gone through the
-    same resize and padding as the image."""
+def check_label_grid(sample, size, grid: str) -> None:
+    """The label must lie on the grid the predictions are scored on: the
+    network's padded input grid (``pred_grid='input'``) or the original
+    image (``'original'``); otherwise IoU would compare other pixels."""
     if 'gt_sem_seg' not in sample:
         return
     label = tuple(sample.gt_sem_seg.data.shape[-2:])
-    if label != tuple(size):
+    if label == tuple(size):
+        return
+    where = sample.metainfo.get('img_path', 'this image')
+    if grid == 'input':
         raise ValueError(
             f"test_cfg.pred_grid='input' keeps predictions on the network's "
-            f'{tuple(size)} input grid, but the label of '
-            f'{sample.metainfo.get("img_path", "this image")} is {label}: '
+            f'{tuple(size)} input grid, but the label of {where} is {label}: '
             'load the labels before the resize (LoadAnnotations before '
             "ResizeLongestEdgePad in the test pipeline), or use "
             "pred_grid='original'.")
-
-
-def check_original_grid_labels(sample, size) -> None:
-    """With ``pred_grid='original'`` predictions return to the original
-    size, so the labels must be at that size too."""
-    if 'gt_sem_seg' not in sample:
-        return
-    label = tuple(sample.gt_sem_seg.data.shape[-2:])
-    if label != tuple(size):
-        raise ValueError(
-            f"test_cfg.pred_grid='original' scores at the original size "
-            f'{tuple(size)}, but the label of '
-            f'{sample.metainfo.get("img_path", "this image")} is {label}: it '
-            'went through the resize. Load the labels after the resize '
-            '(LoadAnnotations after Resize / ResizeLongestEdgePad in the '
-            "test pipeline), or score on the input grid with "
-            "test_cfg.pred_grid='input'.")
+    raise ValueError(
+        f"test_cfg.pred_grid='original' scores at the original size "
+        f'{tuple(size)}, but the label of {where} is {label}: it went through '
+        'the resize. Load the labels after the resize (LoadAnnotations after '
+        'Resize / ResizeLongestEdgePad in the test pipeline), or score on the '
+        "input grid with test_cfg.pred_grid='input'.")
 
 
 def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:

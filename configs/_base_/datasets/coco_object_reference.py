@@ -1,17 +1,7 @@
 # COCO-Object (background + 80 things) through the reference code's
-# geometry (see pascal_voc21_reference.py): longer side to 512, sides
-# floored to multiples of 8, black padding to 512 x 512, labels through the
-# same geometry with 255 padding.
-_base_ = ['./coco_object.py']
+# geometry (reference_geometry.py).
+_base_ = ['./coco_object.py', './reference_geometry.py']
 
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='ResizeLongestEdgePad', size=512, size_divisor=8),
-    dict(type='PackSegInputs',
-         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
-                    'pad_shape', 'scale_factor', 'flip', 'flip_direction',
-                    'reduce_zero_label', 'img_padding_size')),
-]
+test_pipeline = {{_base_.reference_pipeline}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -1,20 +1,7 @@
-# PASCAL VOC 2012 val (21 classes) through the reference code's geometry:
-# the longer side to 512, both sides floored to a multiple of 8, black
-# padding at the bottom/right to 512 x 512 (the padding goes through the
-# VLM). Labels are loaded first and take the same resize (nearest) and
-# padding (255, ignored), so that a model with test_cfg.pred_grid='input'
-# is scored on that 512 x 512 grid, as the reference scores it.
-_base_ = ['./pascal_voc21.py']
+# PASCAL VOC 2012 val (21 classes) through the reference code's geometry
+# (reference_geometry.py).
+_base_ = ['./pascal_voc21.py', './reference_geometry.py']
 
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='ResizeLongestEdgePad', size=512, size_divisor=8),
-    # img_padding_size lets pred_grid='original' undo the padding
-    dict(type='PackSegInputs',
-         meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
-                    'pad_shape', 'scale_factor', 'flip', 'flip_direction',
-                    'reduce_zero_label', 'img_padding_size')),
-]
+test_pipeline = {{_base_.reference_pipeline}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
