@@ -17,7 +17,7 @@ coco_list = dict(
     # val_contain_crowd/COCO_val2014_000000000042.png
     ann_file='lists/coco/val.txt',
     data_prefix=dict(img_path='val2014', seg_map_path='val_contain_crowd'),
-    pipeline={{_base_.test_pipeline}})
+    pipeline={{_base_.reference_pipeline}})
 train_dataloader = dict(dataset=dict(dataset=coco_list))
 test_dataloader = dict(dataset=dict(dataset=coco_list))
 test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])

@@ -10,19 +10,12 @@
 #   python tools/oneshot_eval.py THIS_CONFIG --draws 5
 # (which gives both sides the same seed per draw).
 _base_ = [
-    '../_base_/models/powerone_blip-large.py',
-    '../_base_/datasets/pascal_voc21_reference.py',
-    '../_base_/schedules/oneshot_5passes.py',
-    '../_base_/default_runtime.py',
+    './powerone_blip-large_oneshot_voc21.py',
+    '../_base_/datasets/reference_geometry.py',
 ]
 model = dict(
-    class_names='{{fileDirname}}/../_base_/class_names/voc21.txt',
-    layers='infoscore',
-    topk=2,
-    train_cfg=dict(tune_embeddings='all', background_weight=0.5),
     crf=dict(type='ConvCRF', iters=20),
     test_cfg=dict(mode='whole', pred_grid='input'))
-custom_hooks = [dict(type='InfoScoreHook', num_images=100, dataloader='test')]
 # both supports of a step in one batch (512 x 512 each): one loss over all
 # their pixels, as the reference; no accumulation
 optim_wrapper = dict(accumulative_counts=1)
@@ -35,7 +28,7 @@ voc_list = dict(
     ann_file='lists/pascal/val.txt',
     data_prefix=dict(img_path='JPEGImages',
                      seg_map_path='SegmentationClassAug'),
-    pipeline={{_base_.test_pipeline}})
+    pipeline={{_base_.reference_pipeline}})
 # a support holds at least 16 * 32 * 32 pixels of its class in its
 # original label map, as the reference requires (absolute, not a fraction)
 support_min_pixels = 16 * 32 * 32
@@ -56,7 +49,3 @@ test_dataloader = dict(
         seed=0,
         min_pixels=support_min_pixels,
         dataset=voc_list))
-# No validation during the few training steps: test after training.
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
