@@ -115,3 +115,20 @@ def test_demo_pictures_stay_readable_with_many_or_foreign_names(tmp_path):
     assert 'the pictures number the classes' in out
     legend = (tmp_path / 'b' / 'classes.txt').read_text(encoding='utf-8')
     assert '#1\t猫' in legend and '#3\tstar' in legend
+
+
+def test_visualizer_enlarges_and_numbers_names_it_cannot_draw(tmp_path):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from mmseg_powerone.visualization import PowerOneSegVisualizer
+    vis = PowerOneSegVisualizer(name='vis_numbered', min_size=128)
+    vis.dataset_meta = dict(classes=('background', '猫', 'dog'),
+                            palette=[[0, 0, 0], [255, 0, 0], [0, 255, 0]])
+    sample = SegDataSample(pred_sem_seg=PixelData(
+        data=torch.tensor([[[0, 1], [2, 1]]])))
+    out = str(tmp_path / 'x.png')
+    with pytest.warns(UserWarning, match='#1 = 猫'):
+        vis.add_datasample('x', np.zeros((2, 2, 3), np.uint8), sample,
+                           draw_gt=False, out_file=out)
+    assert cv2.imread(out).shape == (128, 128, 3)
+    assert vis.dataset_meta['classes'][1] == '猫'  # restored

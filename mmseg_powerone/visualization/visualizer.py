@@ -1,4 +1,5 @@
 """mmseg's visualiser with pictures a person can read at any image size."""
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -15,7 +16,9 @@ class PowerOneSegVisualizer(SegLocalVisualizer):
     regions) that first enlarges images whose shorter side is under
     ``min_size`` pixels (nearest-neighbour, labels alike), so a 64 x 64
     image gives a 512 x 512 panel with readable names instead of a 128 x 64
-    strip. Larger images are drawn as they are.
+    strip. Larger images are drawn as they are. Class names outside ASCII
+    (which cv2 draws as "???") are drawn as numbers, listed once in a
+    warning.
 
     Args:
         min_size: shorter side, in pixels, small images are enlarged to.
@@ -36,7 +39,23 @@ class PowerOneSegVisualizer(SegLocalVisualizer):
             image = np.repeat(np.repeat(image, factor, 0), factor, 1)
             if data_sample is not None:
                 data_sample = _enlarged(data_sample, factor)
-        super().add_datasample(name, image, data_sample, *args, **kwargs)
+        meta = self.dataset_meta or {}
+        classes = meta.get('classes')
+        if not classes or all(str(c).isascii() for c in classes):
+            super().add_datasample(name, image, data_sample, *args, **kwargs)
+            return
+        # cv2 draws only ASCII: number the classes and say once which is which
+        if getattr(self, '_numbered', None) != tuple(classes):
+            self._numbered = tuple(classes)
+            warnings.warn('Class names outside ASCII are drawn as numbers: '
+                          + ', '.join(f'#{i} = {c}'
+                                      for i, c in enumerate(classes)))
+        self.dataset_meta = dict(meta, classes=tuple(
+            f'#{i}' for i in range(len(classes))))
+        try:
+            super().add_datasample(name, image, data_sample, *args, **kwargs)
+        finally:
+            self.dataset_meta = meta
 
 
 def _enlarged(sample: SegDataSample, factor: int) -> SegDataSample:
