@@ -10,10 +10,10 @@ projects such as SCLIP's ``cls_voc21.txt``)::
 
 A name that holds a comma is quoted, as in CSV (``"aircraft, plane"``). A
 name appears once; within one class, spellings that differ only in case
-("tv, TV") are distinct prompts. Background always uses all of its names (the reference represents background
-by many "stuff" words). Foreground classes use their first name only, or all
-names with ``multi_prompt=True``. Every used name is combined with every
-template to form a prompt.
+("tv, TV") are distinct prompts. Background always uses all of its names
+(the reference represents background by many "stuff" words). Foreground
+classes use their first name only, or all names with ``multi_prompt=True``.
+Every used name is combined with every template to form a prompt.
 
 Benchmarks without a background class (VOC20, Context59, ADE20K, ...) list
 object classes only and build their prompts with ``has_background=False``:

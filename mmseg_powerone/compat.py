@@ -190,8 +190,8 @@ def newest_checkpoint(work_dir):
         if match:
             path = os.path.join(work_dir, name)
             if is_complete_checkpoint(path):
-                found.append((os.path.getmtime(path), int(match.group(2)),
-                               path))
+                found.append(
+                    (os.path.getmtime(path), int(match.group(2)), path))
     return max(found)[2] if found else None
 
 

@@ -210,8 +210,8 @@ def work_dir_lock(work_dir: str):
                 'finish.') from None
         f.seek(0)
         f.truncate()
-        f.write(f'pid {os.getpid()}, started {time.strftime("%Y-%m-%d %H:%M:%S")}: '
-                + ' '.join(sys.argv))
+        started = time.strftime('%Y-%m-%d %H:%M:%S')
+        f.write(f'pid {os.getpid()}, started {started}: ' + ' '.join(sys.argv))
         f.flush()
         try:
             yield
