@@ -155,7 +155,7 @@ custom_hooks = [dict(type='InfoScoreHook', num_images=4)]
 def test_export_stores_classes_and_infoscore_layers(exported):
     import torch
     _, ckpt = exported
-    meta = torch.load(ckpt, weights_only=False)['meta']
+    meta = torch.load(ckpt, weights_only=True)['meta']
     assert meta['dataset_meta']['classes'] == ('sky', 'cat', 'dog')
     assert len(meta['layers']) == 2
     assert meta['infoscore']['selected'] == meta['layers']
@@ -168,7 +168,7 @@ def test_mmseg_init_inference_and_show(exported, tiny_dataset, tmp_path):
     import torch
     from mmseg.apis import inference_model, init_model, show_result_pyplot
     cfg, ckpt = exported
-    meta = torch.load(ckpt, weights_only=False)['meta']
+    meta = torch.load(ckpt, weights_only=True)['meta']
     model = init_model(cfg, ckpt, device='cpu')
     assert model.layers == meta['layers']
     assert model.dataset_meta['classes'] == ('sky', 'cat', 'dog')

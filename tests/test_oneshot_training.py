@@ -194,8 +194,8 @@ def test_oneshot_eval_parallel_forked_draws_equal_fresh_sequential_ones(
     logs = [open(p).read() for p in sorted(glob.glob(
         str(fresh / 'draw_*' / '2*' / '*.log')))]
     assert len(logs) == 2
-    assert 'InfoScore: cache hit' not in logs[0]
-    assert 'InfoScore: cache hit' in logs[1]
+    assert 'InfoScore: reusing the ranking' not in logs[0]
+    assert 'InfoScore: reusing the ranking' in logs[1]
 
 
 @pytest.mark.parametrize('jobs', ['1', '2'])
