@@ -5,8 +5,9 @@ import warnings
 from typing import List, Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from ..utils import unwrap_model
 
 # words that class lists add to the same thing ("wall-other-merged")
 _FILLER = {'other', 'stuff', 'merged', ''}
@@ -91,8 +92,7 @@ class ClassNamesCheckHook(Hook):
         self._check(runner, 'test')
 
     def _check(self, runner, split: str) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         prompts = getattr(model, 'prompts', None)
         loader = getattr(runner, f'{split}_dataloader', None)
         meta = getattr(getattr(loader, 'dataset', None), 'metainfo', None) or {}

@@ -8,15 +8,11 @@ from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from ..utils import atomic_write, fingerprint_files, read_json_cache
+from ..utils import (atomic_write, fingerprint_files, read_json_cache,
+                     unwrap_model)
 from .analysis import rank_layers
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
@@ -76,12 +72,12 @@ class InfoScoreHook(Hook):
         self._select(runner, runner.val_dataloader)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         if getattr(model, 'infoscore', None) is not None:
             checkpoint.setdefault('meta', {})['infoscore'] = model.infoscore
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         saved = checkpoint.get('meta', {}).get('infoscore')
         if saved and getattr(model, 'layer_selection', None) == 'infoscore':
             model.set_layers(saved['selected'], saved)
@@ -90,7 +86,7 @@ class InfoScoreHook(Hook):
 
     # -------------------------------------------------------- work
     def _select(self, runner, dataloader) -> None:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         if getattr(model, 'layer_selection', None) != 'infoscore' \
                 or model.layers is not None:
             return

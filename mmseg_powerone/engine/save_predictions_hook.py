@@ -5,6 +5,7 @@ import warnings
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
+from ..utils import unwrap_model
 from ..utils.labels import UniqueNames, save_label_png
 
 
@@ -26,8 +27,7 @@ class SavePredictionsHook(Hook):
 
     def after_test_iter(self, runner, batch_idx, data_batch=None,
                         outputs=None) -> None:
-        model = runner.model.module if hasattr(runner.model, 'module') \
-            else runner.model
+        model = unwrap_model(runner.model)
         num_classes = getattr(model, 'num_classes', None)
         for sample in outputs or []:
             img_path = sample.metainfo.get('img_path', f'{batch_idx}')
