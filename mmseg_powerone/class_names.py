@@ -72,7 +72,7 @@ class PromptSet:
                 if c == 0] + self.class_names[1:]
 
 
-def _split_line(line: str, where: str) -> Tuple[str, ...]:
+def split_synonyms(line: str, where: str) -> Tuple[str, ...]:
     """Comma-separated synonyms; a name that holds a comma is quoted
     (``"hair dryer, blow dryer"``), as in CSV."""
     try:
@@ -120,7 +120,7 @@ def read_class_file(path: str) -> List[Tuple[str, ...]]:
             raise ValueError(
                 f'{path}, line {lineno}: blank line. Every line is one class '
                 '(its position is its label index); remove the blank line.')
-        classes.append(_split_line(line, f'{path}, line {lineno}'))
+        classes.append(split_synonyms(line, f'{path}, line {lineno}'))
     return _check_classes(classes, source=path, unit='line')
 
 
@@ -164,7 +164,7 @@ def parse_class_names(spec: ClassSpec) -> List[Tuple[str, ...]]:
             if not item.strip():
                 raise ValueError(
                     f'{where} is blank. Give every class a name.')
-            classes.append(_split_line(item, where))
+            classes.append(split_synonyms(item, where))
         else:
             syns = tuple(str(n).strip() for n in item)
             if not syns or any(not n for n in syns):

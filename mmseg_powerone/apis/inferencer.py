@@ -9,7 +9,7 @@ from mmengine import fileio
 from mmengine.infer.infer import ModelType
 from mmseg.apis import MMSegInferencer
 
-from ..class_names import parse_class_names
+from ..class_names import parse_class_names, split_synonyms
 from ..utils.labels import save_label_png
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -171,12 +171,14 @@ def _check_call_classes(classes, background, default_background) -> None:
     and a name that is also a background name says which background."""
     bg = {n.strip().lower() for n in background}
     for i, item in enumerate(classes):
-        names = [item] if isinstance(item, str) else list(item)
-        names = [n for s in names for n in str(s).split(',')]
-        if not any(n.strip() for n in names) or any(not n.strip() for n in names):
+        if isinstance(item, str) and not item.strip():
             raise ValueError(
-                f'classes[{i}] = {item!r} is blank or has an empty name (a '
-                'stray or trailing comma?). Remove it.')
+                f'classes[{i}] = {item!r} is blank (a stray or trailing '
+                'comma?). Remove it.')
+        # the class-name parser's own splitting (quoted names keep commas);
+        # an empty synonym is refused there, named classes[i]
+        names = split_synonyms(item, f'classes[{i}]') \
+            if isinstance(item, str) else [str(n) for n in item]
         clash = [n.strip() for n in names if n.strip().lower() in bg]
         if clash:
             which = ("the model's default background" if default_background
