@@ -13,25 +13,18 @@ no-op where it is not needed:
   pickles a few of its own (and numpy) types into checkpoint meta, so resume
   and ``load_from`` fail. We allow-list exactly those types instead of
   switching safe loading off for every checkpoint.
-* mmengine writes checkpoints in place; local writes are made atomic
-  (temporary file, then rename) so a killed run leaves no truncated file.
-  mmengine's ``last_checkpoint`` pointer is still rewritten in place after
-  each checkpoint, so a run killed at that moment leaves it empty; ``--resume``
-  then falls back to the newest complete checkpoint instead of failing.
+
+Nothing else of mmengine's or mmseg's behaviour is changed: crash-safe
+checkpoints are a runner our configs select (``engine/runner.py``).
 """
 import importlib
-import os
 import pickle
-import re
 import sys
 import types
 import warnings
-import zipfile
 
 import torch
 import torch.nn.functional as F
-
-from .utils.io import atomic_write
 
 _APPLIED = False
 
@@ -144,103 +137,6 @@ def allow_mmengine_checkpoint_types():
     return safe
 
 
-def install_atomic_local_writes():
-    """mmengine writes checkpoints with a plain ``open(path, 'wb')``: a run
-    killed mid-write leaves a truncated ``epoch_N.pth``. Local byte writes
-    go to a temporary file beside the target and are renamed when complete
-    (object stores keep their own semantics)."""
-    from mmengine.fileio.backends import LocalBackend
-    if getattr(LocalBackend.put, 'atomic', False):
-        return
-
-    def put(self, obj: bytes, filepath) -> None:
-        with atomic_write(filepath, 'wb') as f:
-            f.write(obj)
-
-    put.atomic = True
-    put.__doc__ = LocalBackend.put.__doc__
-    LocalBackend.put = put
-
-
-_CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
-
-
-def is_complete_checkpoint(path) -> bool:
-    """Whether a local checkpoint file is whole: torch's zip format ends
-    with a central directory that a file cut short lacks (our writes are
-    atomic, but a copy, a full disk or another tool can still cut one).
-    Files in torch's older pickle format cannot be checked this cheaply and
-    count as whole unless empty."""
-    try:
-        with open(path, 'rb') as f:
-            magic = f.read(2)
-    except OSError:
-        return False
-    if magic == b'PK':
-        return zipfile.is_zipfile(path)
-    return len(magic) > 0
-
-
-def newest_checkpoint(work_dir):
-    """The newest complete ``epoch_N.pth`` / ``iter_N.pth`` in
-    ``work_dir``, or None."""
-    found = []
-    for name in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
-        match = _CHECKPOINT_NAME.match(name)
-        if match:
-            path = os.path.join(work_dir, name)
-            if is_complete_checkpoint(path):
-                found.append(
-                    (os.path.getmtime(path), int(match.group(2)), path))
-    return max(found)[2] if found else None
-
-
-def find_latest_checkpoint(path):
-    """mmengine's ``find_latest_checkpoint`` that survives a run killed while
-    it rewrote ``last_checkpoint``: an empty pointer, or one naming a local
-    file that is gone or cut short, falls back to the newest complete
-    checkpoint, and says so."""
-    from mmengine.logging import print_log
-    pointer = os.path.join(path, 'last_checkpoint')
-    if not os.path.exists(pointer):
-        print_log('Did not find last_checkpoint to be resumed.')
-        return None
-    with open(pointer) as f:
-        last_saved = f.read().strip()
-    if last_saved and ('://' in last_saved or (
-            os.path.exists(last_saved) and is_complete_checkpoint(last_saved))):
-        return last_saved
-    fallback = newest_checkpoint(path)
-    if not last_saved:
-        problem = 'is empty (the run was probably killed while writing it)'
-    elif os.path.exists(last_saved):
-        problem = f'names {last_saved}, which is damaged (cut short)'
-    else:
-        problem = f'names {last_saved}, which does not exist'
-    print_log(f'{pointer} {problem}; resuming from the newest complete '
-              f'checkpoint in {path} instead: {fallback}.',
-              logger='current', level=30)
-    return fallback
-
-
-def install_resume_fallback():
-    """Route every mmengine caller of ``find_latest_checkpoint`` (Runner,
-    FlexibleRunner, strategies) to the version above."""
-    import mmengine.runner
-    import mmengine.runner.checkpoint
-    import mmengine.runner.runner
-    modules = [mmengine.runner, mmengine.runner.checkpoint,
-               mmengine.runner.runner]
-    try:
-        import mmengine.runner._flexible_runner
-        modules.append(mmengine.runner._flexible_runner)
-    except ImportError:  # needs optional packages in some versions
-        pass
-    for module in modules:
-        if hasattr(module, 'find_latest_checkpoint'):
-            module.find_latest_checkpoint = find_latest_checkpoint
-
-
 def apply():
     """Apply every compatibility fix once."""
     global _APPLIED
@@ -248,8 +144,6 @@ def apply():
         return
     install_mmcv_ops_shim()
     allow_mmengine_checkpoint_types()
-    install_atomic_local_writes()
-    install_resume_fallback()
     # mmcv-lite is the pinned, intended mmcv: its advice to install full
     # mmcv for MultiScaleDeformableAttention (which no model here uses)
     # only contradicts our setup. That one message, from that one module.

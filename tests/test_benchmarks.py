@@ -248,12 +248,12 @@ def test_class_counts_match_the_dataset(name, fake_data):
 @pytest.mark.parametrize('name', sorted(BENCHMARKS))
 def test_zeroshot_config_runs_end_to_end(name, fake_data, tiny_blip_dir,
                                          tmp_path):
-    from mmengine.runner import Runner
+    from mmseg_powerone.engine import build_runner
     cfg = Config.fromfile(zeroshot_config(name))
     cfg = _test_options(cfg, fake_data[name], tiny_blip_dir, tmp_path)
     cfg.model.layers = [0, 2]
     cfg.experiment_name = f'bench_{name}'
-    metrics = Runner.from_cfg(cfg).test()
+    metrics = build_runner(cfg).test()
     assert 0 <= metrics['mIoU'] <= 100
 
 
@@ -441,7 +441,7 @@ def test_albef_and_llava_configs_run_end_to_end(config, fake_data, tmp_path,
                                                 tiny_albef_dir, tiny_llava_dir):
     """The other VLMs' VOC configs as shipped, with the tiny models of the
     same formats swapped in: InfoScore picks layers, then mIoU."""
-    from mmengine.runner import Runner
+    from mmseg_powerone.engine import build_runner
     cfg = Config.fromfile(os.path.join(CONFIGS, config))
     if cfg.model.vlm.type == 'ALBEFAdapter':
         cfg.model.vlm.update(checkpoint=os.path.join(tiny_albef_dir, 'albef.pth'),
@@ -455,7 +455,7 @@ def test_albef_and_llava_configs_run_end_to_end(config, fake_data, tmp_path,
     cfg.test_dataloader.persistent_workers = False
     cfg.test_dataloader.dataset.data_root = fake_data['voc21']
     cfg.experiment_name = config
-    metrics = Runner.from_cfg(cfg).test()
+    metrics = build_runner(cfg).test()
     assert 0 <= metrics['mIoU'] <= 100
     ranking = json.load(open(os.path.join(tmp_path, 'infoscore.json')))
     assert len(ranking['selected']) == 2

@@ -48,7 +48,7 @@ class _Toy(nn.Module):
 
 def _toy_runner(work_dir, max_iters, resume):
     from mmengine.model import BaseModel
-    from mmengine.runner import Runner
+    from mmseg_powerone.engine import PowerOneRunner as Runner
 
     class ToyModel(BaseModel):
         def __init__(self):
@@ -94,17 +94,13 @@ def test_mmengine_resume_works_with_weights_only_loading(tmp_path):
 
 def test_resume_survives_an_empty_or_dangling_last_checkpoint(tmp_path):
     """A run killed while mmengine rewrote ``last_checkpoint`` (in place)
-    leaves it empty: --resume takes the newest complete checkpoint."""
+    leaves it empty: PowerOneRunner's --resume takes the newest complete
+    checkpoint."""
     import os
-    import mmengine.runner
-    import mmengine.runner.runner
+    from mmseg_powerone.engine.runner import find_latest_checkpoint as find
     work = str(tmp_path)
     _toy_runner(work, 4, resume=False).train()  # iter_2.pth, iter_4.pth
     pointer = os.path.join(work, 'last_checkpoint')
-    # every mmengine caller sees the same function
-    find = mmengine.runner.runner.find_latest_checkpoint
-    assert find is mmengine.runner.find_latest_checkpoint is \
-        compat.find_latest_checkpoint
     assert find(work) == os.path.join(work, 'iter_4.pth')
     open(pointer, 'w').close()  # killed between truncation and write
     assert find(work) == os.path.join(work, 'iter_4.pth')
@@ -238,3 +234,56 @@ def test_no_mmcv_lite_advice_on_import():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert 'mmcv-lite' not in proc.stderr and 'still shown' in proc.stderr
+
+
+def test_import_leaves_mmengine_untouched():
+    """Importing the plugin registers things; it does not re-wire mmengine
+    for the other users of the process (checked in a fresh interpreter)."""
+    import subprocess
+    code = (
+        'import mmengine.runner, mmengine.runner.runner as rr\n'
+        'from mmengine.fileio.backends import LocalBackend\n'
+        'before = (LocalBackend.put, LocalBackend.put_text,'
+        ' mmengine.runner.find_latest_checkpoint, rr.find_latest_checkpoint,'
+        ' mmengine.runner.Runner.save_checkpoint)\n'
+        'import mmseg_powerone\n'
+        'after = (LocalBackend.put, LocalBackend.put_text,'
+        ' mmengine.runner.find_latest_checkpoint, rr.find_latest_checkpoint,'
+        ' mmengine.runner.Runner.save_checkpoint)\n'
+        'assert before == after, (before, after)\n')
+    subprocess.run([sys.executable, '-c', code], check=True)
+
+
+def test_checkpoint_writes_are_atomic_under_the_powerone_runner(
+        tmp_path, monkeypatch):
+    """A save killed mid-write leaves the previous checkpoint whole and no
+    partial file; plain mmengine runners keep mmengine's own writes."""
+    import os
+    from mmseg_powerone.engine.runner import (AtomicLocalBackend,
+                                              is_complete_checkpoint)
+    work = str(tmp_path)
+    _toy_runner(work, 2, resume=False).train()
+    target = os.path.join(work, 'iter_2.pth')
+    size = os.path.getsize(target)
+
+    saved = []
+    real_put = AtomicLocalBackend.put
+
+    def spy(self, obj, filepath):
+        saved.append(str(filepath))
+        return real_put(self, obj, filepath)
+
+    monkeypatch.setattr(AtomicLocalBackend, 'put', spy)
+    # The process dies after the bytes are written, before the rename.
+    import mmseg_powerone.utils.io as io_module
+
+    def killed(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io_module.os, 'fsync', killed)
+    runner = _toy_runner(work, 2, resume=False)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train()
+    assert saved == [target]
+    assert os.path.getsize(target) == size and is_complete_checkpoint(target)
+    assert not [n for n in os.listdir(work) if n.endswith('.tmp')]

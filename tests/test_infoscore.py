@@ -279,10 +279,10 @@ custom_hooks = [dict(type='InfoScoreHook', num_images=5)]
 
 def test_hook_sets_layers_in_runner_test_loop(tiny_config, tmp_path):
     from mmengine.config import Config
-    from mmengine.runner import Runner
+    from mmseg_powerone.engine import build_runner
     cfg = Config.fromfile(infoscore_config(tiny_config, tmp_path))
     cfg.work_dir = str(tmp_path / 'work')
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     metrics = runner.test()
     model = runner.model
     assert 'mIoU' in metrics

@@ -10,8 +10,8 @@ import os
 
 import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
 from mmengine.config import Config
-from mmengine.runner import Runner
 
+from mmseg_powerone.engine import build_runner
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
                                       has_display, interruptible,
                                       tool_parser, work_dir_lock)
@@ -70,7 +70,7 @@ def main(argv=None):
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
             dict(type='SavePredictionsHook', out_dir=args.out)]
     with interruptible('Testing'), work_dir_lock(cfg.work_dir):
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg)
         metrics = runner.test()
     if args.show_dir:
         print(f'Painted predictions: '

@@ -6,9 +6,8 @@
 
 import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
+from mmseg_powerone.engine import build_runner
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
                                       interruptible, tool_parser,
                                       work_dir_lock)
@@ -35,8 +34,7 @@ def main(argv=None):
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
     with interruptible('Training'), work_dir_lock(cfg.work_dir):
-        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg
-                  else RUNNERS.build(cfg))
+        runner = build_runner(cfg)
         runner.train()
 
 

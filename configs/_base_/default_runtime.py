@@ -5,6 +5,10 @@ _base_ = ['mmseg::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['mmseg_powerone'], allow_failed_imports=False)
 
+# mmengine's Runner with all-or-nothing checkpoint writes and an auto-resume
+# that survives a run killed while it rewrote `last_checkpoint`.
+runner_type = 'PowerOneRunner'
+
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     # The stock LoggerHook dumps test metrics from every rank into one file.

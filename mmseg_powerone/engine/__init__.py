@@ -2,7 +2,9 @@ from .class_check_hook import ClassNamesCheckHook
 from .infoscore_hook import InfoScoreHook
 from .logger_hook import MainProcessLoggerHook
 from .optim import TrainableParamsOptimWrapperConstructor
+from .runner import PowerOneRunner, build_runner
 from .save_predictions_hook import SavePredictionsHook
 
 __all__ = ['ClassNamesCheckHook', 'InfoScoreHook', 'MainProcessLoggerHook',
+           'PowerOneRunner', 'build_runner',
            'SavePredictionsHook', 'TrainableParamsOptimWrapperConstructor']
