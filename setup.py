@@ -1,4 +1,41 @@
+"""mmseg-powerone's package.
+
+A wheel carries the shipped configs (with their class-name files) and tiny
+checkpoints under ``mmseg_powerone/.mim/``, where mmengine resolves
+``mmseg_powerone::`` config names as it resolves ``mmseg::`` ones. In a
+checkout (and an editable install) they stay at the top level;
+``mmseg_powerone.utils.resources`` finds them in either place.
+"""
+import os
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIPPED = ('configs', 'checkpoints')
+# mmengine reads '<package>/.mim/model-index.yml' before it falls back to
+# '<package>/.mim/configs/<name>'; an empty index sends every name there.
+MODEL_INDEX = 'Import: []\n'
+
+
+class BuildWithResources(build_py):
+    """``build_py`` that also copies the shipped resources into the built
+    package (not for editable installs, which read the checkout)."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        mim = os.path.join(self.build_lib, 'mmseg_powerone', '.mim')
+        shutil.rmtree(mim, ignore_errors=True)
+        for name in SHIPPED:
+            shutil.copytree(
+                os.path.join(HERE, name), os.path.join(mim, name),
+                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        with open(os.path.join(mim, 'model-index.yml'), 'w') as f:
+            f.write(MODEL_INDEX)
+
 
 setup(
     name='mmseg-powerone',
@@ -6,7 +43,8 @@ setup(
     description='Open-vocabulary semantic segmentation from the text-to-image '
     'attention of vision-language models, as an MMSegmentation plugin '
     '("The Power of One").',
-    long_description=open('README.md', encoding='utf-8').read(),
+    long_description=open(os.path.join(HERE, 'README.md'),
+                          encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmseg_powerone', 'mmseg_powerone.*']),
     python_requires='>=3.9',
@@ -30,4 +68,6 @@ setup(
         'matplotlib',
     ],
     extras_require={'tests': ['pytest>=7']},
+    cmdclass={'build_py': BuildWithResources},
+    zip_safe=False,
 )

@@ -5,9 +5,12 @@ Importing the package applies the compatibility fixes (mmcv-lite, safe
 ``torch.load``) and registers its models in mmseg's registries.
 """
 from . import compat
+from .utils.resources import register_config_scope
 
 compat.apply()
+register_config_scope()  # 'mmseg_powerone::' config names, like 'mmseg::'
 
+from . import registry  # noqa: E402,F401  (the 'mmseg_powerone' scope)
 from .class_names import PromptSet, build_prompts, read_class_file  # noqa: E402
 from .datasets import OneShotDataset, SyntheticShapesDataset  # noqa: E402
 from .engine import InfoScoreHook, TrainableParamsOptimWrapperConstructor  # noqa: E402

@@ -9,9 +9,8 @@ The checkpoint is optional: the training-free method needs only the config
 import os
 
 import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
-from mmengine.config import Config
-
 from mmseg_powerone.engine import build_runner
+from mmseg_powerone.utils.resources import load_config
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
                                       has_display, interruptible,
                                       tool_parser, work_dir_lock)
@@ -59,7 +58,7 @@ def trigger_visualization_hook(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg = apply_common_cli(cfg, args, args.config)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

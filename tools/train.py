@@ -5,9 +5,8 @@
 """
 
 import mmseg_powerone  # noqa: F401  (compat fixes and registration first)
-from mmengine.config import Config
-
 from mmseg_powerone.engine import build_runner
+from mmseg_powerone.utils.resources import load_config
 from mmseg_powerone.utils.cli import (add_common_args, apply_common_cli,
                                       interruptible, tool_parser,
                                       work_dir_lock)
@@ -26,7 +25,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg = apply_common_cli(cfg, args, args.config)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':

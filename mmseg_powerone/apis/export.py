@@ -4,11 +4,11 @@
 from typing import Optional
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from ..utils import atomic_write
+from ..utils.resources import load_config
 
 
 def export_checkpoint(config, out: str, cfg_options: Optional[dict] = None,
@@ -24,7 +24,7 @@ def export_checkpoint(config, out: str, cfg_options: Optional[dict] = None,
     Returns the checkpoint's meta.
     """
     import mmseg_powerone
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = load_config(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -11,11 +11,10 @@ from mmseg.apis import MMSegInferencer
 
 from ..class_names import parse_class_names, split_synonyms
 from ..utils.labels import save_label_png
+from ..utils.resources import load_config
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-DEFAULT_CONFIG = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'powerone', 'powerone_blip-tiny_zeroshot_shapes.py')
+DEFAULT_CONFIG = 'mmseg_powerone::powerone/powerone_blip-tiny_zeroshot_shapes.py'
 
 
 class PowerOneInferencer(MMSegInferencer):
@@ -48,7 +47,9 @@ class PowerOneInferencer(MMSegInferencer):
         import mmseg_powerone  # noqa: F401  (registration)
         self._default_layers = layers
         self._embedded = model is None
-        super().__init__(model=model or DEFAULT_CONFIG, weights=weights,
+        if model is None or isinstance(model, str):
+            model = load_config(model or DEFAULT_CONFIG)
+        super().__init__(model=model, weights=weights,
                          device=device, scope=scope)
         seg = self.model
         if seg.layers is None:

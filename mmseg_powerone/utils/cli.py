@@ -251,11 +251,11 @@ def build_model_and_loader(config, cfg_options=None, split='test'):
     """Load a config, build its segmentor (eval mode) and a dataloader of
     the given split, for analysis tools that run outside a Runner."""
     import mmseg_powerone  # noqa: F401
-    from mmengine.config import Config
+    from .resources import load_config
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg = load_config(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
