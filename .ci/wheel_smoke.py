@@ -14,7 +14,7 @@ import numpy as np
 import mmseg_powerone
 from mmengine.config import Config
 from mmseg_powerone.apis import PowerOneInferencer
-from mmseg_powerone.datasets.shapes_world import render, write_dataset
+from mmseg_powerone.shapes.world import render, write_dataset
 from mmseg_powerone.engine import build_runner
 from mmseg_powerone.utils.resources import load_config
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mmseg_powerone  # noqa: F401  (compat + registration)
-from mmseg_powerone.tiny_blip import save_random_blip
+from mmseg_powerone.testing import save_random_blip
 
 from helpers import REPO
 WORDS = ['sky', 'grass', 'cat', 'dog', 'puppy', 'tree', 'hound']
@@ -26,7 +26,7 @@ def tiny_blip_dir(tmp_path_factory):
 @pytest.fixture(scope='session')
 def tiny_albef_dir(tmp_path_factory):
     """A tiny random ALBEF checkpoint (official layout) + BERT tokenizer."""
-    from mmseg_powerone.tiny_albef import save_random_albef
+    from mmseg_powerone.testing import save_random_albef
     return save_random_albef(str(tmp_path_factory.mktemp('tiny_albef')),
                              seed=0, words=WORDS)
 
@@ -34,7 +34,7 @@ def tiny_albef_dir(tmp_path_factory):
 @pytest.fixture(scope='session')
 def tiny_llava_dir(tmp_path_factory):
     """A tiny random LLaVA in llava-hf layout."""
-    from mmseg_powerone.tiny_llava import save_random_llava
+    from mmseg_powerone.testing import save_random_llava
     return save_random_llava(str(tmp_path_factory.mktemp('tiny_llava')),
                              seed=0, words=WORDS)
 

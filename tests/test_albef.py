@@ -14,7 +14,7 @@ WORDS = ['sky', 'grass', 'cat', 'dog', 'puppy', 'tree', 'hound']
 
 @pytest.fixture(scope='module')
 def tokenizer_dir(tmp_path_factory):
-    from mmseg_powerone.tiny_blip import save_tokenizer
+    from mmseg_powerone.shapes.tiny_vlms import save_tokenizer
     out = str(tmp_path_factory.mktemp('albef_tok'))
     save_tokenizer(out, WORDS)
     return out

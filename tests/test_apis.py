@@ -97,7 +97,7 @@ def test_demo_writes_overlay_and_heatmaps(tiny_config, tiny_dataset, tmp_path):
 
 
 def test_demo_runs_on_the_embedded_model(tmp_path):
-    from mmseg_powerone.datasets.shapes_world import render
+    from mmseg_powerone.shapes.world import render
     import cv2
     img, _, _, _ = render(3, 'val', 0)
     path = str(tmp_path / 'shape.png')

@@ -242,7 +242,7 @@ def test_checkpoint_with_unexpected_keys(build_segmentor):
 
 
 def test_checkpoint_of_another_vlm(build_segmentor, tmp_path):
-    from mmseg_powerone.tiny_blip import save_random_blip
+    from mmseg_powerone.testing import save_random_blip
     state = tuned_model(build_segmentor).state_dict()
     other_dir = save_random_blip(str(tmp_path / 'other'), seed=1,
                                  words=['sky', 'grass', 'cat', 'dog', 'puppy',

@@ -188,7 +188,7 @@ def test_vlm_weights_with_a_pickled_payload_are_refused(tmp_path):
     loads it with weights_only=True, so the payload never runs."""
     from safetensors.torch import load_file
     from mmseg_powerone.models.adapters.blip import BLIPAdapter
-    from mmseg_powerone.tiny_blip import save_random_blip
+    from mmseg_powerone.testing import save_random_blip
     import os
     model_dir = save_random_blip(str(tmp_path / 'blip'), seed=0,
                                  words=['sky', 'cat'])

@@ -146,7 +146,7 @@ def test_ranking_uses_single_prompt_mode_whatever_the_model_predicts_with(
     single-prompt model of the same classes does."""
     from mmseg.structures import SegDataSample
 
-    from mmseg_powerone.engine.analysis import rank_layers
+    from mmseg_powerone.infoscore.analysis import rank_layers
     templates = ['Image of {}.', 'A photo of {}.']
     multi = build_segmentor(multi_prompt=True, prompt_templates=templates)
     single = build_segmentor()
@@ -195,7 +195,7 @@ def test_compare_with_labels_puts_layers_beside_the_labels_own_infoscore(
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from mmseg_powerone.engine.analysis import compare_with_labels
+    from mmseg_powerone.infoscore.analysis import compare_with_labels
     from mmseg_powerone.infoscore import PIXEL_EPS
     seg = build_segmentor()
     g = torch.Generator().manual_seed(0)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import REPO
-from mmseg_powerone.datasets.shapes_world import (BACKGROUNDS, CLASSES,
+from mmseg_powerone.shapes.world import (BACKGROUNDS, CLASSES,
                                                   render, write_dataset)
 
 
@@ -43,7 +43,7 @@ def test_images_hold_one_to_three_distinct_classes():
 
 def test_two_background_kinds_split_the_image():
     """Each kind of a two-kind background covers 30-70 % of the image."""
-    from mmseg_powerone.datasets.shapes_world import _regions
+    from mmseg_powerone.shapes.world import _regions
     rng = np.random.default_rng(0)
     for _ in range(20):
         img, region = _regions(['snow', 'water'], rng, 64)
@@ -125,7 +125,7 @@ def test_unwritable_path_under_a_file(tmp_path):
 
 
 def test_failure_midway_leaves_nothing(tmp_path, monkeypatch):
-    import mmseg_powerone.datasets.shapes_world as world
+    import mmseg_powerone.shapes.world as world
     calls = {'n': 0}
     real = world.render
 

@@ -116,7 +116,7 @@ def save_model(vlm, size, out_dir):
     """A random BLIP ITM model of the given geometry, with a tokenizer that
     knows every class-name word (one token per word, as BERT mostly has)."""
     from transformers import BlipConfig, BlipForImageTextRetrieval
-    from mmseg_powerone.tiny_blip import SPECIAL_TOKENS, save_tokenizer
+    from mmseg_powerone.shapes.tiny_vlms import SPECIAL_TOKENS, save_tokenizer
     words = {w for n in all_names() for w in n.lower().replace('-', ' ').split()}
     save_tokenizer(out_dir, sorted(words))
     text = dict(TEXT, **GEOMETRY[vlm].get('text', {}))

@@ -5,7 +5,7 @@
 """
 import sys
 
-from mmseg_powerone.datasets.shapes_world import write_dataset
+from mmseg_powerone.shapes.world import write_dataset
 from mmseg_powerone.utils.cli import tool_parser
 
 

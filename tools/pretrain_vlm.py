@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 import mmseg_powerone  # noqa: F401
-from mmseg_powerone.datasets.shapes_world import (BACKGROUNDS, CLASSES,
+from mmseg_powerone.shapes.world import (BACKGROUNDS, CLASSES,
                                                   COLOURS, SIZES, join_words,
                                                   render)
 from mmseg_powerone.evaluation import presence_auroc
-from mmseg_powerone.tiny_blip import save_tokenizer, tiny_blip_config
+from mmseg_powerone.shapes.tiny_vlms import save_tokenizer, tiny_blip_config
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
@@ -269,7 +269,7 @@ class AlbefArch:
 
     @staticmethod
     def build(tok, args):
-        from mmseg_powerone.tiny_albef import tiny_albef_model
+        from mmseg_powerone.shapes.tiny_vlms import tiny_albef_model
         return tiny_albef_model(
             vocab_size=len(tok), image_size=64, patch_size=args.patch,
             text_layers=args.text_layers, fusion_layer=args.fusion_layer,

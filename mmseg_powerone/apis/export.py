@@ -51,7 +51,7 @@ def _rank_for_export(cfg, model, num_images):
     """InfoScore's layers on the images the config's InfoScoreHook reads."""
     from mmengine.runner import Runner
 
-    from ..engine.analysis import rank_layers
+    from ..infoscore.analysis import rank_layers
     hooks = [h for h in cfg.get('custom_hooks') or []
              if h.get('type') == 'InfoScoreHook']
     if not hooks:

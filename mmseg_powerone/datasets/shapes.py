@@ -2,7 +2,7 @@
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .shapes_world import CLASSES, PALETTE
+from ..shapes.world import CLASSES, PALETTE
 
 
 @DATASETS.register_module()

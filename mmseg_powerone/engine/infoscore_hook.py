@@ -10,9 +10,10 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
+from ..infoscore.analysis import rank_layers
+from ..infoscore.report import format_table, plot
 from ..utils import (atomic_write, fingerprint_files, read_json_cache,
                      unwrap_model)
-from .analysis import rank_layers
 
 
 @HOOKS.register_module()
@@ -119,10 +120,10 @@ class InfoScoreHook(Hook):
             if self.cache and is_main_process():
                 _write_json(cache_file, result)
         model.set_layers(result['selected'], result)
-        runner.logger.info(_format_ranking(result))
+        runner.logger.info('InfoScore ranking:\n' + format_table(result))
         if is_main_process():
             _write_json(osp.join(runner.work_dir, 'infoscore.json'), result)
-            plot_infoscore(result, osp.join(runner.work_dir, 'infoscore.png'))
+            plot(result, osp.join(runner.work_dir, 'infoscore.png'))
 
     def _cache_key(self, model, dataloader, topk) -> str:
         h = hashlib.sha256()
@@ -176,33 +177,3 @@ def _is_ranking(result, num_layers: int) -> bool:
 def _write_json(path: str, obj) -> None:
     with atomic_write(path, 'w') as f:
         json.dump(obj, f, indent=2)
-
-
-def _format_ranking(result: dict) -> str:
-    lines = [f'InfoScore on {result["num_images"]} images; selected layers '
-             f'{result["selected"]}', 'layer  infoscore  rank']
-    rank = {l: i + 1 for i, l in enumerate(result['ranking'])}
-    for l in result['layers']:
-        mark = ' *' if l in result['selected'] else ''
-        lines.append(f'{l:5d}  {result["infoscore"][l]:9.4f}  {rank[l]:4d}{mark}')
-    return '\n'.join(lines)
-
-
-def plot_infoscore(result: dict, path: str) -> None:
-    """Bar chart of InfoScore per layer, selected layers highlighted."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    layers, scores = result['layers'], result['infoscore']
-    colours = ['tab:orange' if l in result['selected'] else 'tab:blue'
-               for l in layers]
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(layers) + 2), 3))
-    ax.bar([str(l) for l in layers], scores, color=colours)
-    ax.set_xlabel('attention layer')
-    ax.set_ylabel('InfoScore')
-    ax.set_title(f'InfoScore ({result["num_images"]} images); orange = '
-                 f'selected {result["selected"]}', fontsize=9)
-    fig.tight_layout()
-    with atomic_write(path, 'wb') as f:
-        fig.savefig(f, format='png', dpi=100)
-    plt.close(fig)

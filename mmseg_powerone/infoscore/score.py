@@ -1,4 +1,4 @@
-"""InfoScore: rank attention layers without labels (DESIGN.md section 1).
+"""InfoScore: rank attention layers without labels.
 
 For each layer ``l`` and unlabeled image ``b``, ``m_{l,b}`` is the image's
 class marginal: the class-normalised per-pixel map of that layer alone,

@@ -7,7 +7,7 @@ import torch
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 
-from ..infoscore import PIXEL_EPS, InfoScoreAccumulator, class_marginals
+from .score import PIXEL_EPS, InfoScoreAccumulator, class_marginals
 from ..models.segmentor import IGNORE_INDEX
 
 
