@@ -2,7 +2,6 @@
 runs end to end on a tiny geometry. Timing itself lives in the tool, never
 in a test."""
 import json
-import os
 import sys
 
 import pytest
@@ -10,8 +9,7 @@ import torch
 
 from helpers import REPO, run
 
-sys.path.insert(0, os.path.join(REPO, 'tools'))
-from benchmark import naive_forward  # noqa: E402
+from mmseg_powerone.testing.reference import naive_forward
 
 CLASSES = ['sky, grass, tree', 'cat', 'dog, puppy, hound']
 
@@ -73,8 +71,7 @@ def test_benchmark_rejects_bad_arguments(tmp_path):
 def test_peak_memory_does_not_count_what_an_earlier_setting_freed():
     """Small freed blocks stay in glibc's heap and in the RSS; PeakMemory
     hands them back first, so a later block is measured on its own."""
-    sys.path.insert(0, os.path.join(REPO, 'tools'))
-    import benchmark
+    from mmseg_powerone.apis import benchmark
     before = benchmark.PeakMemory.rss()
     chunks = [torch.ones(16 * 1024) for _ in range(8 * 1024)]  # 512 MiB in 64 KiB
     grown = benchmark.PeakMemory.rss() - before

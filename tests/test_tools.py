@@ -339,6 +339,8 @@ TOOL_DOCS = {
     'quickstart': ('mmseg_powerone.shapes.quickstart', '__doc__'),
     'rank_layers': ('mmseg_powerone.apis.layer_ranking', '__doc__'),
     'reproduce_table': ('mmseg_powerone.apis.reproduce', '__doc__'),
+    'demo': ('mmseg_powerone.apis.demo', '__doc__'),
+    'benchmark': ('mmseg_powerone.apis.benchmark', '__doc__'),
 }
 
 

@@ -1,0 +1,423 @@
+"""Speed and memory of the segmentor's map path, measured side by side with
+a naive per-prompt loop and the floor, on randomly initialised BLIP models
+of the real checkpoints' sizes (no downloads).
+
+    python tools/benchmark.py [--vlm large] [--size 512] [--prompts 1 21 49 200]
+        [--batch 1 4] [--modes attention gradcam] [--repeat 2] [--crf]
+        [--device cpu] [--amp bf16] [--out work_dirs/benchmark]
+
+For each setting it times (a) our path, ``VLMAttentionSegmentor.encode_decode``
+with its breakdown (vision, text, map building, CRF), (b) a naive loop that
+runs the text encoder once per prompt and recomputes the image keys/values
+each time, and (c) the floor: the vision forward plus one text pass for one
+prompt with the image keys/values computed once. It prints per-image
+latency, peak memory and the ratios the performance targets are stated in,
+and writes ``benchmark.json`` and ``benchmark.md`` to ``--out``. Ratios come
+from one run on one machine; absolute times depend on it.
+"""
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import defaultdict
+
+import torch
+
+from ..class_names import read_class_file
+from ..testing.reference import floor, naive_forward
+from ..utils import atomic_write
+from ..utils.cli import tool_parser
+from ..utils.resources import class_names_path
+
+# Sizes of Salesforce/blip-itm-{base,large}-coco (their config.json): the
+# text side is BERT-base with cross-attention in every layer.
+GEOMETRY = {
+    'base': dict(vision=dict(hidden_size=768, num_hidden_layers=12,
+                             num_attention_heads=12, intermediate_size=3072)),
+    'large': dict(vision=dict(hidden_size=1024, num_hidden_layers=24,
+                              num_attention_heads=16, intermediate_size=4096)),
+    # a smoke-test size (the tests run the tool end to end with it)
+    'tiny': dict(vision=dict(hidden_size=48, num_hidden_layers=2,
+                             num_attention_heads=4, intermediate_size=192),
+                 text=dict(hidden_size=32, num_hidden_layers=9,
+                           num_attention_heads=4, intermediate_size=128)),
+}
+TEXT = dict(vocab_size=30524, hidden_size=768, num_hidden_layers=12,
+            num_attention_heads=12, intermediate_size=3072,
+            max_position_embeddings=512)
+TARGETS = dict(attention_vs_floor=1.3, text_p49_vs_p1=1.5,
+               gradcam_vs_floor=2.5, p200_peak_gib=4.0,
+               batch4_vs_batch1_throughput=1.0)
+
+
+def parse_args(argv=None):
+    p = tool_parser(__doc__)
+    p.add_argument('--vlm', nargs='+', default=['large'],
+                   choices=sorted(GEOMETRY))
+    p.add_argument('--size', nargs='+', type=int, default=[512])
+    p.add_argument('--prompts', nargs='+', type=int, default=[1, 21, 49, 200])
+    p.add_argument('--batch', nargs='+', type=int, default=[1, 4])
+    p.add_argument('--modes', nargs='+', default=['attention', 'gradcam'],
+                   choices=['attention', 'gradcam'])
+    p.add_argument('--repeat', type=int, default=2,
+                   help='timed runs per setting after one warm-up (mean)')
+    p.add_argument('--prompt-chunk', type=int, default=64)
+    p.add_argument('--crf', action='store_true',
+                   help='include the ConvCRF (20 iterations) in our path')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--amp', choices=['bf16', 'fp16'], default=None,
+                   help='autocast dtype (GPU inference)')
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--out', default='work_dirs/benchmark')
+    args = p.parse_args(argv)
+    for name in ('size', 'prompts', 'batch'):
+        if any(v < 1 for v in getattr(args, name)):
+            p.error(f'--{name} values must be positive')
+    if args.repeat < 1:
+        p.error('--repeat must be at least 1')
+    return args
+
+
+# ------------------------------------------------------------------ set-up
+def read_names(name):
+    return read_class_file(class_names_path(name + '.txt'))
+
+
+def all_names():
+    """Every class name (synonyms included) of the benchmark class files,
+    each once, in file order."""
+    names = {}
+    for f in ('coco_stuff', 'ade20k', 'context60', 'voc21'):
+        for c in read_names(f):
+            names.update(dict.fromkeys(c))
+    return list(names)
+
+
+def prompt_setup(num_prompts):
+    """Class names giving ``num_prompts`` prompts: VOC's 21 classes (P=21),
+    VOC with its 29 background synonyms (P=49), otherwise COCO-Stuff and
+    ADE20K names without a background class. P=1 is text-side only."""
+    if num_prompts == 21:
+        return [c[0] for c in read_names('voc21')], True
+    if num_prompts == 49:
+        return class_names_path('voc21.txt'), True
+    pool = all_names()
+    if num_prompts > len(pool):
+        raise SystemExit(f'benchmark.py: at most {len(pool)} prompts.')
+    return pool[:max(num_prompts, 2)], False
+
+
+def save_model(vlm, size, out_dir):
+    """A random BLIP ITM model of the given geometry, with a tokenizer that
+    knows every class-name word (one token per word, as BERT mostly has)."""
+    from transformers import BlipConfig, BlipForImageTextRetrieval
+    from ..shapes.tiny_vlms import SPECIAL_TOKENS, save_tokenizer
+    words = {w for n in all_names() for w in n.lower().replace('-', ' ').split()}
+    save_tokenizer(out_dir, sorted(words))
+    text = dict(TEXT, **GEOMETRY[vlm].get('text', {}))
+    text.update(encoder_hidden_size=GEOMETRY[vlm]['vision']['hidden_size'],
+                pad_token_id=0, bos_token_id=SPECIAL_TOKENS.index('[DEC]'),
+                sep_token_id=SPECIAL_TOKENS.index('[SEP]'), is_decoder=True)
+    vision = dict(GEOMETRY[vlm]['vision'], image_size=size, patch_size=16)
+    torch.manual_seed(0)
+    model = BlipForImageTextRetrieval(BlipConfig(text_config=text,
+                                                 vision_config=vision))
+    model.save_pretrained(out_dir)
+    del model
+    return out_dir
+
+
+def build(model_dir, num_prompts, mode, chunk, crf, device):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    names, has_bg = prompt_setup(num_prompts)
+    seg = MODELS.build(dict(
+        type='VLMAttentionSegmentor',
+        vlm=dict(type='BLIPAdapter', pretrained=model_dir, prompt_chunk=chunk),
+        class_names=names, has_background=has_bg, layers=[6, 8],
+        map_mode=mode,
+        crf=dict(type='ConvCRF') if crf else None))
+    return seg.to(device).eval()
+
+
+# ------------------------------------------------------------- measurement
+class PeakMemory:
+    """Peak resident memory of this process while the block runs (sampled
+    every 2 ms), and CUDA's peak allocation on a GPU.
+
+    Freed heap pages are handed back to the OS first (glibc keeps them, so
+    without this a setting measured after a larger one reported the larger
+    one's peak: 3.9 instead of 1.7 GiB at BLIP-base P=200)."""
+
+    def __init__(self, device):
+        self.cuda = str(device).startswith('cuda')
+        self.peak = 0
+
+    @staticmethod
+    def release_free_memory():
+        gc.collect()
+        try:
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc: nothing to hand back
+            pass
+
+    @staticmethod
+    def rss():
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.002)
+
+    def __enter__(self):
+        self.release_free_memory()
+        self.peak = self.rss()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+        if self.cuda:
+            self.peak = torch.cuda.max_memory_allocated()
+
+
+class StageTimer:
+    """Wall time spent in the adapter's vision and text calls and in the CRF
+    during our path; the rest of ``encode_decode`` is map building."""
+
+    def __init__(self, seg, device):
+        self.cuda = str(device).startswith('cuda')
+        self.times = defaultdict(float)
+        self.wrapped = [(seg.adapter, attr, stage) for attr, stage in (
+            ('encode_image', 'vision'), ('cross_kv', 'text'),
+            ('text_forward', 'text'))]
+        if seg.crf is not None:
+            self.wrapped.append((seg.crf, 'forward', 'crf'))
+
+    def __enter__(self):
+        for obj, attr, stage in self.wrapped:  # instance attributes shadow
+            setattr(obj, attr, self._wrap(getattr(obj, attr), stage))
+        return self
+
+    def __exit__(self, *exc):
+        for obj, attr, _ in self.wrapped:
+            del obj.__dict__[attr]
+
+    def _sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def _wrap(self, fn, stage):
+        def timed(*args, **kwargs):
+            self._sync()
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self._sync()
+            self.times[stage] += time.perf_counter() - start
+            return out
+        return timed
+
+
+def timed(fn, repeat, device, amp, timer=None):
+    """Mean wall time of ``fn()`` over ``repeat`` runs after a warm-up, and
+    the peak memory of those runs; ``timer`` (a :class:`StageTimer`) splits
+    the same runs into stages."""
+    ctx = (torch.autocast(torch.device(device).type, dtype=dict(
+        bf16=torch.bfloat16, fp16=torch.float16)[amp]) if amp
+        else torch.autocast(torch.device(device).type, enabled=False))
+    cuda = str(device).startswith('cuda')
+    total, peak = 0.0, 0
+    with torch.no_grad(), ctx, (timer or contextlib.nullcontext()):
+        fn()
+        if timer is not None:
+            timer.times.clear()
+        for _ in range(repeat):
+            with PeakMemory(device) as mem:
+                if cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                fn()
+                if cuda:
+                    torch.cuda.synchronize()
+                total += time.perf_counter() - start
+            peak = max(peak, mem.peak)
+    return total / repeat, peak
+
+
+def measure(args, vlm, size, model_dir):
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    for mode in args.modes:
+        for P in args.prompts:
+            seg = build(model_dir, P, mode, args.prompt_chunk, args.crf,
+                        args.device)
+            layers = seg.layers
+            tokens = seg.prompt_tokens()
+            adapter = seg.adapter
+            for B in args.batch:
+                x = torch.randn(B, 3, size, size, generator=g).to(args.device)
+                row = dict(vlm=vlm, size=size, mode=mode, prompts=P, batch=B)
+                t, _ = timed(lambda: floor(adapter, tokens, x, layers),
+                             args.repeat, args.device, args.amp)
+                row['floor_s'] = t / B
+                if P == 1:  # text side only: the floor's own text pass
+                    timer = StageTimer(seg, args.device)
+                    timed(lambda: floor(adapter, tokens, x, layers),
+                          args.repeat, args.device, args.amp, timer)
+                    row['text_s'] = timer.times['text'] / args.repeat / B
+                    rows.append(row)
+                    print_row(row)
+                    continue
+                timer = StageTimer(seg, args.device)
+                t, peak = timed(lambda: seg.encode_decode(x), args.repeat,
+                                args.device, args.amp, timer)
+                row.update(ours_s=t / B, images_per_s=B / t,
+                           peak_gib=peak / 2**30)
+                for stage in ('vision', 'text', 'crf'):
+                    row[f'{stage}_s'] = timer.times[stage] / args.repeat / B
+                row['maps_s'] = max(0.0, row['ours_s'] - row['vision_s']
+                                    - row['text_s'] - row['crf_s'])
+                if B == 1 and P <= 49:
+                    t, _ = timed(lambda: naive_forward(
+                        adapter, tokens, x, layers, map_mode=mode), args.repeat,
+                        args.device, args.amp)
+                    row['naive_s'] = t
+                if P == max(args.prompts) and B == 1:
+                    row['max_abs_diff_unchunked'] = chunking_difference(
+                        seg, x, args)
+                rows.append(row)
+                print_row(row)
+    return rows
+
+
+def chunking_difference(seg, x, args):
+    """Largest difference between the maps with prompts chunked and with
+    all prompts in one pass."""
+    with torch.no_grad():
+        chunked = seg.encode_decode(x)
+        seg.adapter.prompt_chunk = 10 ** 6
+        whole = seg.encode_decode(x)
+        seg.adapter.prompt_chunk = args.prompt_chunk
+    return float((chunked - whole).abs().max())
+
+
+def print_row(r):
+    parts = [f"{r['vlm']}@{r['size']} {r['mode']:9s} P={r['prompts']:<3d} "
+             f"B={r['batch']}", f"floor {r['floor_s']:.3f}s"]
+    for k in ('ours_s', 'vision_s', 'text_s', 'maps_s', 'crf_s', 'naive_s'):
+        if k in r:
+            parts.append(f"{k[:-2]} {r[k]:.3f}s")
+    if 'peak_gib' in r:
+        parts.append(f"peak {r['peak_gib']:.2f} GiB")
+    print(' | '.join(parts), flush=True)
+
+
+# ------------------------------------------------------------------ report
+def ratios(rows):
+    """The ratios the performance targets are stated in, per geometry."""
+    out = []
+    by = defaultdict(dict)
+    for r in rows:
+        by[(r['vlm'], r['size'])][(r['mode'], r['prompts'], r['batch'])] = r
+    for (vlm, size), d in by.items():
+        res = dict(vlm=vlm, size=size)
+        a49 = d.get(('attention', 49, 1))
+        if a49:
+            res['attention_vs_floor'] = a49['ours_s'] / a49['floor_s']
+            if 'naive_s' in a49:
+                res['naive_vs_ours'] = a49['naive_s'] / a49['ours_s']
+            p1 = d.get(('attention', 1, 1))
+            if p1:
+                res['text_p49_vs_p1'] = a49['text_s'] / p1['text_s']
+        g49 = d.get(('gradcam', 49, 1))
+        if g49:
+            res['gradcam_vs_floor'] = g49['ours_s'] / g49['floor_s']
+        p200 = d.get(('attention', 200, 1))
+        if p200:
+            res['p200_peak_gib'] = p200['peak_gib']
+            res['p200_chunked_vs_whole_max_diff'] = p200.get(
+                'max_abs_diff_unchunked')
+        b1, b4 = d.get(('attention', 49, 1)), d.get(('attention', 49, 4))
+        if b1 and b4:
+            res['batch4_vs_batch1_throughput'] = b1['ours_s'] / b4['ours_s']
+        out.append(res)
+    return out
+
+
+def verdict(name, value):
+    target = TARGETS[name]
+    ok = value >= target if name.startswith('batch4') else value <= target
+    sign = '>=' if name.startswith('batch4') else '<='
+    return f'{value:.2f} (target {sign} {target}: {"met" if ok else "MISSED"})'
+
+
+def markdown(rows, summary, args, device_name):
+    lines = [f'Device: {device_name}; torch {torch.__version__}, '
+             f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}. '
+             'Seconds per image (mean of '
+             f'{args.repeat}), peak resident memory.', '',
+             '| VLM | px | mode | P | batch | floor | ours | images/s | vision '
+             '| text | maps | CRF | naive | peak GiB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+
+    def f(r, k, fmt='.3f'):
+        return format(r[k], fmt) if k in r else ''
+    for r in rows:
+        cells = [r['vlm'], r['size'], r['mode'], r['prompts'], r['batch'],
+                 f(r, 'floor_s'), f(r, 'ours_s'), f(r, 'images_per_s', '.1f'),
+                 f(r, 'vision_s'), f(r, 'text_s'), f(r, 'maps_s'),
+                 f(r, 'crf_s'), f(r, 'naive_s'), f(r, 'peak_gib', '.2f')]
+        lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
+    lines += ['', '| VLM | px | ratio | value |', '|---|---|---|---|']
+    for s in summary:
+        for k, v in s.items():
+            if k in ('vlm', 'size') or v is None:
+                continue
+            text = verdict(k, v) if k in TARGETS else f'{v:.3g}'
+            lines.append(f"| {s['vlm']} | {s['size']} | {k} | {text} |")
+    return '\n'.join(lines) + '\n'
+
+
+def benchmark(argv=None):
+    """``tools/benchmark.py``: parse ``argv``, measure every setting,
+    write and print the table."""
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit('benchmark.py: --device cuda but no GPU is visible.')
+    device_name = (torch.cuda.get_device_name(0)
+                   if args.device.startswith('cuda')
+                   else f'CPU ({os.cpu_count()} cores)')
+    rows = []
+    for vlm in args.vlm:
+        for size in args.size:
+            with tempfile.TemporaryDirectory() as tmp:
+                print(f'== BLIP-{vlm} geometry at {size} px (random weights)',
+                      flush=True)
+                model_dir = save_model(vlm, size, tmp)
+                rows += measure(args, vlm, size, model_dir)
+    summary = ratios(rows)
+    table = markdown(rows, summary, args, device_name)
+    os.makedirs(args.out, exist_ok=True)
+    with atomic_write(os.path.join(args.out, 'benchmark.json'), 'w') as f:
+        json.dump(dict(device=device_name, args=vars(args), rows=rows,
+                       ratios=summary, targets=TARGETS), f, indent=2)
+    with atomic_write(os.path.join(args.out, 'benchmark.md'), 'w') as f:
+        f.write(table)
+    print()
+    print(table, end='')
+

@@ -1,0 +1,39 @@
+"""Reference computations the optimised map path is measured and checked
+against: the floor any attention-map method pays, and the adapter's forward
+written the naive way (one text pass per prompt)."""
+import torch
+
+
+def floor(adapter, tokens, x, layers, itm_reduce='max'):
+    """Vision forward plus one text pass of the first prompt with the image
+    keys/values computed once: what any attention-map method pays."""
+    ids, mask = tokens['input_ids'][:1], tokens['attention_mask'][:1]
+    t = int(mask.sum())
+    image_tokens, _ = adapter.encode_image(x)
+    for b in range(x.shape[0]):
+        kv = adapter.cross_kv(image_tokens[b:b + 1])
+        adapter.text_forward(ids[:, :t].to(x.device), mask[:, :t].to(x.device),
+                             kv, layers, itm_reduce)
+
+
+def naive_forward(adapter, tokens, x, layers, itm_reduce='max',
+                  map_mode='attention', head=None):
+    """The adapter's ``forward`` written the naive way: one text-encoder pass
+    per prompt, the image keys/values recomputed for each. Same outputs."""
+    image_tokens, grid = adapter.encode_image(x)
+    ids = tokens['input_ids'].to(x.device)
+    mask = tokens['attention_mask'].to(x.device)
+    names = tokens['name_mask'].to(x.device)
+    attn, itm = [], []
+    for b in range(x.shape[0]):
+        per_prompt = []
+        for p in range(ids.shape[0]):
+            # 'max' reads the padding of the whole set (maps.reduce_itm)
+            t = ids.shape[1] if itm_reduce == 'max' else int(mask[p].sum())
+            kv = adapter.cross_kv(image_tokens[b:b + 1])
+            per_prompt.append(adapter.text_forward(
+                ids[p:p + 1, :t], mask[p:p + 1, :t], kv, layers, itm_reduce,
+                map_mode, names[p:p + 1, :t], head))
+        attn.append(torch.cat([a for a, _ in per_prompt], dim=1))  # [L, P, N]
+        itm.append(torch.cat([i for _, i in per_prompt]))  # [P]
+    return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)
