@@ -161,11 +161,8 @@ def test_dataset_class_loads_the_layout(tmp_path):
 
 
 # ---------------------------------------------------------------- pretraining
-sys.path.insert(0, os.path.join(REPO, 'tools'))
-
-
 def tiny_args(tmp_path, **kw):
-    import pretrain_vlm
+    from mmseg_powerone.shapes import pretrain as pretrain_vlm
     args = ['--out', str(tmp_path / 'vlm'), '--steps', '30', '--bow-steps',
             '10', '--batch', '8', '--pool', '64', '--heldout', '20',
             '--width', '32', '--vision-layers', '1', '--text-layers', '2',
@@ -176,7 +173,7 @@ def tiny_args(tmp_path, **kw):
 
 
 def test_caption_truth_with_two_background_kinds():
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     scene = ([dict(shape='star', colour='red', size='small', on='grass')],
              ('grass', 'water'))
     star = [('star', 'red', None, None)]
@@ -201,7 +198,7 @@ def test_caption_truth_with_two_background_kinds():
 
 @pytest.mark.parametrize('arch', ['blip', 'albef'])
 def test_short_pretraining_lowers_the_loss(tmp_path, arch):
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     torch.manual_seed(0)
     args = tiny_args(tmp_path, lr=2e-3, arch=arch, **{'fusion-layer': 1})
     tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
@@ -237,7 +234,7 @@ def test_bag_of_words_warm_up_learns(tmp_path, capsys, pool):
     the mean patch token or per patch with the max over patches."""
     import re
 
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     args = tiny_args(tmp_path, lr=2e-3, **{'bow-steps': 40, 'bow-pool': pool,
                                            'log-every': 39})
     tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
@@ -253,9 +250,9 @@ def test_bag_of_words_warm_up_learns(tmp_path, capsys, pool):
 
 @pytest.mark.parametrize('arch', ['blip', 'albef'])
 def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch):
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     from mmseg_powerone.models import ALBEFAdapter, BLIPAdapter
-    report = pv.main(['--arch', arch, '--out', str(tmp_path / 'vlm'),
+    report = pv.pretrain_vlm(['--arch', arch, '--out', str(tmp_path / 'vlm'),
                       '--steps', '3', '--bow-steps', '2', '--batch', '4',
                       '--pool', '16', '--heldout', '10', '--width', '32',
                       '--vision-layers', '1', '--text-layers', '3',
@@ -280,8 +277,8 @@ def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch
 
 
 def _short_run(out):
-    import pretrain_vlm as pv
-    return pv.main(['--out', str(out), '--steps', '20', '--bow-steps', '5',
+    from mmseg_powerone.shapes import pretrain as pv
+    return pv.pretrain_vlm(['--out', str(out), '--steps', '20', '--bow-steps', '5',
                     '--batch', '16', '--pool', '64', '--heldout', '10',
                     '--width', '64', '--vision-layers', '1', '--text-layers',
                     '2', '--threads', '2', '--log-every', '1000'])
@@ -303,7 +300,7 @@ def test_pretraining_is_repeatable_with_two_threads(tmp_path):
 
 
 def test_failed_pretraining_leaves_nothing_behind(tmp_path, monkeypatch):
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
 
     def boom(*args, **kwargs):
         raise RuntimeError('interrupted')
@@ -318,7 +315,7 @@ def test_layer_drop_trains_the_kept_cross_attention_layers_only(tmp_path, arch):
     """With --layer-drop a step's ITM pass runs a random subset of the
     cross-attending layers (at least one; ALBEF's text-only layers always),
     only those get gradients, and the model's layer stack comes back."""
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     args = tiny_args(tmp_path, arch=arch, **{'text-layers': 4,
                                              'fusion-layer': 1,
                                              'layer-drop': 0.999})
@@ -362,7 +359,7 @@ def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
     prediction never sees the words after it, the loss trains the
     cross-attention of every layer (the last one included), and ALBEF is
     refused."""
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     args = tiny_args(tmp_path, **{'caption-weight': 1.0, 'lr': 2e-3})
     tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
     model = pv.build_model(tok, args)
@@ -401,7 +398,7 @@ def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
 def test_itm_loss_reads_every_token_or_the_first(tmp_path):
     """--itm-tokens: the ITM loss averages over the non-padding tokens, or
     reads the first token only (BLIP's own ITM)."""
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     args = tiny_args(tmp_path)
     tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
     model = pv.build_model(tok, args).eval()
@@ -424,7 +421,7 @@ def test_checkpoint_readme_says_how_the_model_was_trained(tmp_path, tokens,
                                                           caption):
     """The README beside the weights names the recipe options that change
     how to use or read the model: the ITM token and the captioning loss."""
-    import pretrain_vlm as pv
+    from mmseg_powerone.shapes import pretrain as pv
     auroc = {name: 0.9 for name in list(pv.SHAPES) + ['mean']}
     report = dict(command='python tools/pretrain_vlm.py --out X', arch='blip',
                   seed=0, steps=10, batch=4, wall_time_min=1.0, threads=2,
@@ -436,3 +433,53 @@ def test_checkpoint_readme_says_how_the_model_was_trained(tmp_path, tokens,
     assert ("itm_reduce='first'" in text) == (tokens == 'first')
     assert ('captioning loss (weight 0.5)' in text) == bool(caption)
     assert 'python tools/pretrain_vlm.py --out X' in text
+
+
+@pytest.mark.parametrize('name', ['blip-tiny-shapes', 'albef-tiny-shapes'])
+def test_recipe_config_is_the_shipped_models_command(name):
+    """`tools/pretrain_vlm.py configs/pretrain/NAME.py` with no other flags
+    sets every option as the command that made the shipped weights did (its
+    report records the command)."""
+    import json
+    import shlex
+    from mmseg_powerone.shapes import pretrain as pv
+    recipe = os.path.join(REPO, 'configs', 'pretrain', f'{name}.py')
+    with open(os.path.join(REPO, 'checkpoints', name,
+                           'pretrain_report.json')) as f:
+        command = shlex.split(json.load(f)['command'])
+    assert command[:2] == ['python', 'tools/pretrain_vlm.py']
+    shipped = vars(pv.parse_args(command[2:]))
+    from_recipe = vars(pv.parse_args([recipe]))
+    assert from_recipe.pop('recipe') == recipe and shipped.pop('recipe') is None
+    assert from_recipe == shipped
+
+
+def test_a_short_run_of_the_recipe_equals_the_same_flags(tmp_path):
+    """The recipe path trains what the flags path trains: the BLIP recipe
+    shortened on the command line, and the same settings as flags, end
+    with the same weights."""
+    from safetensors.torch import load_file
+    from mmseg_powerone.shapes import pretrain as pv
+    short = ['--steps', '3', '--bow-steps', '2', '--batch', '4', '--pool',
+             '16', '--heldout', '10', '--threads', '1', '--log-every', '1000']
+    recipe = os.path.join(REPO, 'configs', 'pretrain', 'blip-tiny-shapes.py')
+    a = pv.pretrain_vlm([recipe, '--out', str(tmp_path / 'a')] + short)
+    flags = ['--arch', 'blip', '--seed', '0', '--bow-pool', 'max',
+             '--negatives', '1', '--itc-weight', '0.5', '--itm-tokens',
+             'first', '--caption-weight', '0.5']
+    b = pv.pretrain_vlm(['--out', str(tmp_path / 'b')] + flags + short)
+    assert a['command'].startswith('python tools/pretrain_vlm.py ' + recipe)
+    wa = load_file(str(tmp_path / 'a' / 'model.safetensors'))
+    wb = load_file(str(tmp_path / 'b' / 'model.safetensors'))
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a['caption_weight'] == 0.5 and a['itm_tokens'] == 'first'
+
+
+def test_a_recipe_with_an_unknown_key_is_refused(tmp_path, capsys):
+    from mmseg_powerone.shapes import pretrain as pv
+    bad = tmp_path / 'bad.py'
+    bad.write_text("out = 'x'\nstepz = 3\n")
+    with pytest.raises(SystemExit):
+        pv.parse_args([str(bad)])
+    assert "unknown recipe keys ['stepz']" in capsys.readouterr().err

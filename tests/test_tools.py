@@ -341,6 +341,7 @@ TOOL_DOCS = {
     'reproduce_table': ('mmseg_powerone.apis.reproduce', '__doc__'),
     'demo': ('mmseg_powerone.apis.demo', '__doc__'),
     'benchmark': ('mmseg_powerone.apis.benchmark', '__doc__'),
+    'pretrain_vlm': ('mmseg_powerone.shapes.pretrain', '__doc__'),
 }
 
 

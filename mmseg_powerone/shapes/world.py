@@ -181,23 +181,6 @@ def render(seed: int, split: str, index: int, size: int = IMAGE_SIZE):
     return img, label, objects, backgrounds
 
 
-def join_words(words: List[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return words[0] if len(words) == 1 else \
-        ', '.join(words[:-1]) + ' and ' + words[-1]
-
-
-def describe(objects: List[ShapeObject], rng: np.random.Generator) -> str:
-    """A caption naming every object with its colour (and sometimes size)
-    and the background kind it lies on."""
-    parts = []
-    for o in rng.permutation(len(objects)):
-        o = objects[int(o)]
-        words = ([o.size] if rng.random() < 0.3 else []) + [o.colour, o.shape]
-        parts.append('a ' + ' '.join(words) + f' on {o.on}')
-    return f'{join_words(parts)}.'
-
-
 def write_dataset(out: str, seed: int, num_train: int, num_val: int,
                   overwrite: bool = False) -> str:
     """Write the world in mmseg layout::
@@ -210,6 +193,7 @@ def write_dataset(out: str, seed: int, num_train: int, num_val: int,
     Everything is written to a temporary folder beside ``out`` and renamed
     at the end, so a failure leaves nothing half-written.
     """
+    from .captions import describe, join_words
     import json
     import os
     import shutil
