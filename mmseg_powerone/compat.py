@@ -43,7 +43,7 @@ def point_sample(input, points, align_corners=False, **kwargs):
 def _placeholder(name):
     message = (
         f"mmcv.ops.{name} needs the compiled ops of full mmcv, but mmcv-lite "
-        "is installed. Install full mmcv (see the README, 'Installing') to "
+        "is installed. Install full mmcv (docs/en/get_started.md) to "
         "use this mmseg component; mmseg-powerone itself does not need it.")
 
     class _MissingOp:

@@ -1,7 +1,7 @@
 """The generic adapter suite: every VLM adapter (BLIP, ALBEF, LLaVA, on
 tiny models in their official formats) must pass it. Adding a VLM means
 adding it to ``vlm_case`` in conftest.py and making this file pass
-(docs: README, "Adding a VLM")."""
+(docs/en/adding_a_vlm.md)."""
 import json
 
 import pytest

@@ -104,7 +104,7 @@ def test_oneshot_config_builds_with_the_shipped_checkpoint(vlm):
 def test_shapes_oneshot_schedules(vlm, lr, passes):
     """The tiny BLIP tunes with the reference schedule; the tiny ALBEF,
     whose config inherits the BLIP one, keeps the larger steps it needs
-    (README: 31.0 mIoU with the reference schedule, 52.2 with these)."""
+    (docs/en/embedded_world.md: 31.0 mIoU with the reference schedule, 52.2 with these)."""
     from mmengine.config import Config
     cfg = Config.fromfile(os.path.join(
         REPO, 'configs', 'powerone', f'powerone_{vlm}-tiny_oneshot_shapes.py'))

@@ -13,7 +13,7 @@ from mmseg_powerone.infoscore import (InfoScoreAccumulator, class_marginals,
 
 
 def numpy_infoscore(m):
-    """DESIGN.md section 1, written directly: m is [N, L, C]."""
+    """docs/en/method.md, written directly: m is [N, L, C]."""
     m = np.clip(m.astype(np.float64), 1e-8, None)
     H = lambda p: -(p * np.log(p)).sum(-1)  # noqa: E731
     hbar = H(m).mean(0)
@@ -81,8 +81,8 @@ def test_in_a_background_world_flooding_the_background_outranks_the_truth():
     blurred version of the truth ranks below the truth, as it should, but a
     layer that hands most of the background to the present objects ranks
     above the truth itself (it spreads mass over more classes across the
-    dataset). That is what the tiny VLMs' deep layers do (README, "Honest
-    reading"); the formula is as specified, so this is a documented
+    dataset). That is what the tiny VLMs' deep layers do (docs/en/embedded_world.md,
+    "Honest reading"); the formula is as specified, so this is a documented
     limitation, not something to tune away."""
     g = np.random.default_rng(0)
     n, C = 100, 7
@@ -140,7 +140,7 @@ def test_infoscore_model_without_hook_says_how_to_fix(build_segmentor):
 # ---------------------------------------------------------------- runner
 def test_ranking_uses_single_prompt_mode_whatever_the_model_predicts_with(
         build_segmentor):
-    """DESIGN.md: InfoScore ranks in single-prompt mode (first template,
+    """docs/en/method.md: InfoScore ranks in single-prompt mode (first template,
     objects by their first name, every background synonym), so a
     multi-prompt, multi-template model ranks its layers exactly as the
     single-prompt model of the same classes does."""
@@ -295,7 +295,7 @@ def test_hook_sets_layers_in_runner_test_loop(tiny_config, tmp_path):
     assert model.layers == saved['selected'] and len(model.layers) == 2
     assert (tmp_path / 'work' / 'infoscore.png').stat().st_size > 1000
     # The JSON agrees with a recomputation straight from layer_maps, whose
-    # marginal keeps the background prompts apart (DESIGN.md, reference).
+    # marginal keeps the background prompts apart (docs/en/method.md, as the paper's code).
     assert saved['marginal_entries'] == ['sky', 'grass', 'cat', 'dog']
     acc = InfoScoreAccumulator(3, 4)
     ds = runner.test_dataloader.dataset

@@ -10,7 +10,7 @@ CLASSES = ['sky, grass, tree', 'cat', 'dog, puppy, hound']
 
 
 def reference_layer_maps(adapter, prompts, pixels, layers, itm_reduce):
-    """DESIGN.md section 1 steps 1-5 written out with loops, from the
+    """docs/en/method.md steps 1-5 written out with loops, from the
     tensors of the Hugging Face model's own forward pass (a fresh,
     unpatched copy: the adapter runs the vision attention through SDPA)."""
     from transformers import BlipForImageTextRetrieval
@@ -400,7 +400,7 @@ def test_gradcam_is_training_free_only(build_segmentor):
 
 
 def test_layer_maps_can_keep_background_prompts_apart(build_segmentor):
-    """InfoScore's marginal (DESIGN.md): each background prompt its own
+    """InfoScore's marginal (docs/en/method.md): each background prompt its own
     entry, in prompt order, then classes 1..C-1; summing the background
     entries gives the grouped class 0."""
     seg = build_segmentor(class_names=['sky, grass, tree', 'cat', 'dog, hound'],

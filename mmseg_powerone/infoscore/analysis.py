@@ -57,7 +57,7 @@ def rank_layers(model, dataloader, num_images: int, topk: int) -> Dict:
     """InfoScore of every attention layer on the first ``num_images``
     images (labels unused), all layers from one forward pass per image.
 
-    Single-prompt mode (DESIGN.md): the first template, objects by their
+    Single-prompt mode (docs/en/method.md): the first template, objects by their
     first name, whatever the model predicts with. The marginal runs over
     the background prompts one by one and the other classes (as the
     reference code does): with background synonyms, a layer that tells

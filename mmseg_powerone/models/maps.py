@@ -1,4 +1,4 @@
-"""Map building of the method (DESIGN.md section 1, steps 3-6): pure functions
+"""Map building of the method (docs/en/method.md, steps 3-6): pure functions
 shared by every adapter, the segmentor, InfoScore and visualisation."""
 from typing import Sequence
 

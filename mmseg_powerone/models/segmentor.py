@@ -311,7 +311,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
 
     @property
     def ranking_prompts(self) -> PromptSet:
-        """The single-prompt set InfoScore ranks layers with (DESIGN.md):
+        """The single-prompt set InfoScore ranks layers with (docs/en/method.md):
         the first template, each object class by its first name, every
         background synonym. The model's own prompts when they are that."""
         if self._ranking_prompts is None:
@@ -332,7 +332,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
                    layers: Optional[Sequence[int]] = None,
                    group_background: bool = True,
                    single_prompt: bool = False) -> Dict[str, Tensor]:
-        """Per-layer class maps (DESIGN.md section 1, steps 1-5).
+        """Per-layer class maps (docs/en/method.md, steps 1-5).
 
         Args:
             inputs: preprocessed images, [B, 3, H, W].

@@ -284,7 +284,7 @@ def layer_drop(arch, model, p, rng):
     can leave the looking to the others (in the tiny models the first layers
     find the named things and the deeper ones, which the answer already
     reaches, attend elsewhere). Tried on the embedded world: it did not fix
-    that (README, "Honest reading"); off by default."""
+    that (docs/en/embedded_world.md, "Honest reading"); off by default."""
     encoder, first = arch.cross_layers(model)
     layers = encoder.layer
     if p <= 0:

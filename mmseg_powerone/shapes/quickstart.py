@@ -50,7 +50,7 @@ def parse_args(argv=None):
                    'headline')
     p.add_argument('--albef-seeds', type=int, nargs='*', default=[],
                    help='generator seeds for the tiny ALBEF (default none: '
-                   'the README\'s ALBEF table comes from --seeds '
+                   'the ALBEF table in docs/en/embedded_world.md comes from --seeds '
                    '--albef-seeds 0, about 2 more minutes)')
     p.add_argument('--num-train', type=int, default=500)
     p.add_argument('--num-val', type=int, default=200)

@@ -132,7 +132,7 @@ class BaseVLMAdapter(BaseModule):
             layers: attention layers to capture.
             itm_reduce: one of :data:`~mmseg_powerone.models.maps.ITM_REDUCE_MODES`
                 (see :func:`~mmseg_powerone.models.maps.reduce_itm`).
-            map_mode: 'attention' (steps 1-2 of DESIGN.md) or 'gradcam'
+            map_mode: 'attention' (steps 1-2 of docs/en/method.md) or 'gradcam'
                 (:func:`~mmseg_powerone.models.maps.gradcam_attention` of the
                 post-softmax attention and its gradient of the ITM match
                 logit; ``head`` picks one head, None averages them).
