@@ -295,14 +295,16 @@ def test_class_without_a_valid_support(tmp_path):
 
 # -------------------------------------------------------------------- writes
 def test_checkpoint_write_is_atomic(tmp_path):
-    """mmengine writes checkpoints through LocalBackend.put; a failure mid
-    write keeps the previous file and leaves no temporary behind."""
-    from mmengine.fileio.backends import LocalBackend
+    """PowerOneRunner saves checkpoints through the 'local_atomic' backend;
+    a failure mid write keeps the previous file and leaves no temporary
+    behind."""
+    from mmengine.fileio import get_file_backend
+    backend = get_file_backend(backend_args=dict(backend='local_atomic'))
     path = tmp_path / 'epoch_1.pth'
-    LocalBackend().put(b'complete checkpoint', path)
+    backend.put(b'complete checkpoint', path)
 
     with pytest.raises(TypeError):  # the write fails half-way
-        LocalBackend().put('not bytes', path)
+        backend.put('not bytes', path)
     assert path.read_bytes() == b'complete checkpoint'
     assert os.listdir(tmp_path) == ['epoch_1.pth']
 
