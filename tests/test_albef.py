@@ -156,7 +156,7 @@ def _direct_itm_and_scores(state, ids, mask, pixels, layer):
 
 def test_itm_and_maps_equal_a_direct_computation(tmp_path, tokenizer_dir):
     from mmseg_powerone.class_names import build_prompts
-    from mmseg_powerone.models.maps import reduce_attention
+    from mmseg_powerone.models.utils.maps import reduce_attention
     state, _ = albef_state_dict(_vocab(tokenizer_dir))
     adapter = _adapter(_save(tmp_path, state), tokenizer_dir)
     prompts = build_prompts([['sky', 'grass'], ['cat'], ['dog', 'puppy']],

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmseg_powerone.models.crf import ConvCRF
+from mmseg_powerone.models.utils.crf import ConvCRF
 
 
 def two_colour_image(H=64, W=64, edge=32):

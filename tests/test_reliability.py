@@ -118,7 +118,7 @@ def test_two_process_training_matches_one(oneshot_config, uninterrupted,
          work, '--cfg-options', 'optim_wrapper.accumulative_counts=1'],
         cwd=REPO, env=dist_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    from mmseg_powerone.models.segmentor import decode_info
+    from mmseg_powerone.models.utils.tuned_state import decode_info
     state = final_weights(work)
     tuned = decode_info(state['_extra_state'])['tuned_params']
     assert tuned and set(state) - {'_extra_state'} == {'vlm.' + n for n in tuned}

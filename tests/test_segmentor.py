@@ -286,7 +286,7 @@ def test_itm_reweight_off_is_plain_prompt_softmax(build_segmentor):
 
 @pytest.mark.parametrize('align_corners', [True, False])
 def test_strip_argmax_equals_full_resize(align_corners):
-    from mmseg_powerone.models.maps import upsampled_argmax
+    from mmseg_powerone.models.utils.maps import upsampled_argmax
     g = torch.Generator().manual_seed(0)
     for h, w, H, W in [(7, 9, 50, 61), (40, 30, 13, 77), (1, 1, 4, 4)]:
         x = torch.rand(21, h, w, generator=g)

@@ -1,7 +1,8 @@
 # Training-free segmentation of the embedded shapes world with the tiny ALBEF
-# (checkpoints/albef-tiny-shapes, made by tools/pretrain_vlm.py --arch albef
-# on the same synthetic captions as the tiny BLIP): the BLIP config with the
-# VLM swapped, so the two rows of the quickstart differ only in the VLM.
+# (checkpoints/albef-tiny-shapes, made by `tools/pretrain_vlm.py
+# configs/pretrain/albef-tiny-shapes.py` on the same synthetic captions as
+# the tiny BLIP): the BLIP config with the VLM swapped, so the two rows of
+# the quickstart differ only in the VLM.
 _base_ = ['./powerone_blip-tiny_zeroshot_shapes.py']
 model = dict(
     # its ITM was trained at every real token (never at padding): read it

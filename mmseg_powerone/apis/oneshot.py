@@ -216,7 +216,7 @@ def last_checkpoint(work_dir):
 def tuned_layers(checkpoint):
     import torch
 
-    from ..models.segmentor import decode_info
+    from ..models.utils.tuned_state import decode_info
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)
     return decode_info(state['state_dict']['_extra_state'])['layers']
 

@@ -8,7 +8,7 @@ from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 
 from .score import PIXEL_EPS, InfoScoreAccumulator, class_marginals
-from ..models.segmentor import IGNORE_INDEX
+from ..models.utils.postprocess import IGNORE_INDEX
 
 
 def iter_preprocessed(model, dataloader, num_images: Optional[int] = None,
@@ -157,7 +157,7 @@ def evaluate_layer_sets(model, dataloader, layer_sets: Dict[str, Sequence[int]],
     process (an analysis tool, not the distributed test loop)."""
     from mmseg.evaluation import IoUMetric
 
-    from ..models.maps import ensemble_probs
+    from ..models.utils.maps import ensemble_probs
     needed = sorted({l for ls in layer_sets.values() for l in ls})
     pos = {l: i for i, l in enumerate(needed)}
     metrics = {}

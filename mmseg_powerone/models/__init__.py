@@ -1,6 +1,6 @@
 from .adapters import (ALBEFAdapter, BaseVLMAdapter, BLIPAdapter,
                        LLaVAAdapter)
-from .crf import ConvCRF
-from .segmentor import VLMAttentionSegmentor
+from .segmentors import VLMAttentionSegmentor
+from .utils import ConvCRF
 
 __all__ = ['ALBEFAdapter', 'BaseVLMAdapter', 'BLIPAdapter', 'LLaVAAdapter', 'ConvCRF', 'VLMAttentionSegmentor']

@@ -228,7 +228,7 @@ class AlbefArch:
 
     @staticmethod
     def save(model, out_dir):
-        from mmseg_powerone.models.adapters.albef import save_albef
+        from ..models.vlms.albef import save_albef
         save_albef(model, os.path.join(out_dir, 'albef.pth'))
 
     @staticmethod

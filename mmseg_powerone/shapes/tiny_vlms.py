@@ -69,11 +69,11 @@ def tiny_albef_model(vocab_size: int, image_size: int = 64,
                      text_heads: int = 4, vision_layers: int = 2,
                      vision_dim: int = 48, vision_heads: int = 4,
                      max_tokens: int = 64, embed_dim: int = 32):
-    """An :class:`~mmseg_powerone.models.adapters.albef.ALBEFModel` of the
+    """An :class:`~mmseg_powerone.models.vlms.albef.ALBEFModel` of the
     ALBEF architecture at a tiny size (default initialisation)."""
     from transformers import BertConfig
 
-    from ..models.adapters.albef import ALBEFModel
+    from ..models.vlms.albef import ALBEFModel
     text = BertConfig(vocab_size=vocab_size, hidden_size=text_dim,
                       num_hidden_layers=text_layers,
                       num_attention_heads=text_heads,

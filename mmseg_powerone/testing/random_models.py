@@ -33,7 +33,7 @@ def save_random_albef(out_dir: str, seed: int = 0, words: Iterable[str] = (),
     """Write ``albef.pth`` (random weights, official layout) and a BERT
     tokenizer into ``out_dir``; returns ``out_dir``. The adapter needs
     ``vision_heads`` and ``text_heads`` as built (4 by default)."""
-    from ..models.adapters.albef import save_albef
+    from ..models.vlms.albef import save_albef
     tok = save_tokenizer(out_dir, words)
     torch.manual_seed(seed)
     model = tiny_albef_model(vocab_size=len(tok), **config_kwargs)

@@ -130,10 +130,10 @@ class BaseVLMAdapter(BaseModule):
                 ``patch_size``.
             prompts: the output of :meth:`prompt_batch`.
             layers: attention layers to capture.
-            itm_reduce: one of :data:`~mmseg_powerone.models.maps.ITM_REDUCE_MODES`
-                (see :func:`~mmseg_powerone.models.maps.reduce_itm`).
+            itm_reduce: one of :data:`~mmseg_powerone.models.utils.maps.ITM_REDUCE_MODES`
+                (see :func:`~mmseg_powerone.models.utils.maps.reduce_itm`).
             map_mode: 'attention' (steps 1-2 of docs/en/method.md) or 'gradcam'
-                (:func:`~mmseg_powerone.models.maps.gradcam_attention` of the
+                (:func:`~mmseg_powerone.models.utils.maps.gradcam_attention` of the
                 post-softmax attention and its gradient of the ITM match
                 logit; ``head`` picks one head, None averages them).
         Returns:

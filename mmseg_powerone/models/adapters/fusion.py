@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 
 from ...class_names import PromptSet
-from ..maps import gradcam_attention, reduce_attention, reduce_itm
+from ..utils.maps import gradcam_attention, reduce_attention, reduce_itm
 from .base import BaseVLMAdapter
 
 

@@ -17,7 +17,7 @@ from mmseg.registry import MODELS
 from transformers import DynamicCache
 
 from ...class_names import PromptSet
-from ..maps import gradcam_attention, reduce_attention
+from ..utils.maps import gradcam_attention, reduce_attention
 from .base import BaseVLMAdapter, check_prompt_chunk, weights_fingerprint
 from .loading import load_hf_pretrained
 

@@ -1,33 +1,29 @@
 """Open-vocabulary segmentation from a VLM's text-to-image attention."""
-import json
-import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import is_model_wrapper
-from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
-from ..class_names import (DEFAULT_TEMPLATES, PromptSet, build_prompts,
-                           class_palette)
-from .maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
-                   prompt_softmax_itm, upsampled_argmax)
+from ...class_names import (DEFAULT_TEMPLATES, PromptSet, build_prompts,
+                            class_palette)
+from ..utils.maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
+                          prompt_softmax_itm)
+from ..utils.postprocess import (IGNORE_INDEX, PRED_GRIDS, check_labels,
+                                 slide_inference, to_predictions)
+from ..utils.tuned_state import (EXTRA_STATE_VERSION, apply_checkpoint_info,
+                                 as_config, check_loaded_keys,
+                                 check_train_cfg, decode_info,
+                                 drop_pretrained_vlm_state, encode_info)
 
 MAP_MODES = ('attention', 'gradcam')
-PRED_GRIDS = ('original', 'input')
-# Above this many elements (C x H x W at the original size) seg_logits stay
-# at the network's resolution and the arg-max runs in strips: 1 GiB float32.
-MAX_LOGITS_NUMEL = 1 << 28
-IGNORE_INDEX = 255
 # The one-shot loss takes log(max(p, LOSS_EPS)), as the reference code: a
 # larger floor would cut the gradient of every pixel below it.
 LOSS_EPS = 1e-12
-TUNE_EMBEDDINGS = ('all', 'class_tokens')
-EXTRA_STATE_VERSION = 1
 
 
 @MODELS.register_module()
@@ -169,16 +165,17 @@ class VLMAttentionSegmentor(BaseSegmentor):
             self.layer_selection = 'fixed'
             self.layers = self._check_layers(
                 list(range(n)) if layers is None else layers)
-        self.test_cfg = _as_config(test_cfg or dict(mode='whole'))
+        self.test_cfg = as_config(test_cfg or dict(mode='whole'))
         if self.test_cfg.get('pred_grid', 'original') not in PRED_GRIDS:
             raise ValueError(
                 f"test_cfg.pred_grid={self.test_cfg.pred_grid!r}; use "
                 "'original' (back to each image's original size, as mmseg) "
                 "or 'input' (the network's input grid, the reference "
                 "code's evaluation).")
-        self.train_cfg = self._check_train_cfg(train_cfg)
+        self.train_cfg = check_train_cfg(train_cfg)
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False
+        self._warned = set()  # warnings given once per model
         self._tokens = None
         self._ranking_prompts = None  # built on first use
         self._ranking_tokens = None
@@ -193,8 +190,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 p.requires_grad_(True)
         # Checkpoints of this model leave out the frozen pretrained VLM
         # weights: they come from ``vlm.pretrained`` when the model is built.
-        self.register_state_dict_post_hook(_drop_pretrained_vlm_state)
-        self.register_load_state_dict_post_hook(_check_loaded_keys)
+        self.register_state_dict_post_hook(drop_pretrained_vlm_state)
+        self.register_load_state_dict_post_hook(check_loaded_keys)
 
     # ------------------------------------------------------------- helpers
     @property
@@ -237,25 +234,6 @@ class VLMAttentionSegmentor(BaseSegmentor):
         if len(set(layers)) != len(layers):
             raise ValueError(f'`layers` {layers} repeats an index.')
         return layers
-
-    @staticmethod
-    def _check_train_cfg(train_cfg):
-        if not train_cfg:
-            return None
-        cfg = _as_config(dict(tune_embeddings='all', background_weight=0.5))
-        unknown = set(train_cfg) - set(cfg)
-        if unknown:
-            raise ValueError(f'model.train_cfg has unknown keys {sorted(unknown)}; '
-                             f'it takes {sorted(cfg)}.')
-        cfg.update(train_cfg)
-        if cfg.tune_embeddings not in TUNE_EMBEDDINGS:
-            raise ValueError(f'train_cfg.tune_embeddings={cfg.tune_embeddings!r}; '
-                             f'use one of {TUNE_EMBEDDINGS}.')
-        w = cfg.background_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-            raise ValueError(f'train_cfg.background_weight={w!r} must be a '
-                             'non-negative number (reference: 0.5).')
-        return cfg
 
     def _tuning_candidates(self) -> Dict[str, torch.nn.Parameter]:
         layers = self.layers if self.layers is not None \
@@ -433,41 +411,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         ignored as 255)."""
         if data_samples is None:
             return super().postprocess_result(seg_logits, data_samples)
-        C = seg_logits.shape[1]
-        limit = self.test_cfg.get('max_logits_numel', MAX_LOGITS_NUMEL)
-        on_input_grid = self.test_cfg.get('pred_grid', 'original') == 'input'
-        for i, sample in enumerate(data_samples):
-            if 'gt_sem_seg' in sample:
-                check_labels(sample.gt_sem_seg.data, C, sample.metainfo)
-            if on_input_grid:
-                logits = seg_logits[i]
-                check_label_grid(sample, logits.shape[1:], 'input')
-                sample.set_data(dict(
-                    seg_logits=PixelData(data=logits),
-                    pred_sem_seg=PixelData(data=logits.argmax(0, True))))
-                continue
-            logits = _unpad_and_unflip(seg_logits[i], sample.metainfo)
-            H, W = sample.metainfo['ori_shape'][:2]
-            check_label_grid(sample, (H, W), 'original')
-            if C * H * W <= limit:
-                logits = F.interpolate(logits[None], size=(H, W),
-                                       mode='bilinear',
-                                       align_corners=self.align_corners)[0]
-                sample.set_data(dict(
-                    seg_logits=PixelData(data=logits),
-                    pred_sem_seg=PixelData(data=logits.argmax(0, True))))
-                continue
-            pred = upsampled_argmax(logits, (H, W), self.align_corners)
-            if not getattr(self, '_warned_large', False):
-                self._warned_large = True
-                warnings.warn(
-                    f'Image of {H} x {W} with {C} classes: pred_sem_seg is at '
-                    'full size, seg_logits stay at the network resolution '
-                    f'{tuple(logits.shape[1:])} (C x H x W exceeds '
-                    f'test_cfg.max_logits_numel={limit}).')
-            sample.set_data(dict(seg_logits=PixelData(data=logits),
-                                 pred_sem_seg=PixelData(data=pred)))
-        return data_samples
+        return to_predictions(seg_logits, data_samples, self.test_cfg,
+                              self.align_corners, warned=self._warned)
 
     def _forward(self, inputs: Tensor,
                  data_samples: Optional[SampleList] = None) -> Tensor:
@@ -523,43 +468,9 @@ class VLMAttentionSegmentor(BaseSegmentor):
                         'tune_embeddings'))
 
     def set_extra_state(self, state: Tensor) -> None:
-        state = decode_info(state)
-        mine = self.checkpoint_info()
-        if state.get('vlm') != mine['vlm']:
-            diff = {k: (state.get('vlm', {}).get(k), v)
-                    for k, v in mine['vlm'].items()
-                    if state.get('vlm', {}).get(k) != v}
-            raise ValueError(
-                'Checkpoint was made with a different VLM than this model: '
-                + ', '.join(f'{k}: checkpoint {a!r} vs model {b!r}'
-                            for k, (a, b) in diff.items())
-                + '. Load it with the model.vlm it was trained with.')
-        tuned = list(state.get('tuned_params') or [])
-        if not tuned:  # training-free: only the InfoScore layers carry over
-            if self.layer_selection == 'infoscore' and self.layers is None \
-                    and state.get('layers'):
-                self.set_layers(state['layers'])
-            return
-        if state.get('class_names') != mine['class_names']:
-            raise ValueError(
-                f'Checkpoint was tuned for the classes {state.get("class_names")}'
-                f' but this model has {mine["class_names"]}. Use the class_names'
-                ' it was tuned with (or the training-free model for new names).')
-        own = dict(self.adapter.named_parameters())
-        absent = [n for n in tuned if n not in own]
-        if absent:
-            raise ValueError(
-                f'Checkpoint tunes parameters {absent} that this model does not '
-                f'have: it was tuned with tune_embeddings='
-                f'{state.get("tune_embeddings")!r}; build the model with that '
-                'model.train_cfg.')
-        if self.layer_selection == 'fixed' and self.layers != state['layers']:
-            raise ValueError(
-                f'Checkpoint was tuned on layers {state["layers"]} but '
-                f'model.layers={self.layers}. Set model.layers to '
-                f"{state['layers']} or to 'infoscore'.")
-        self.set_layers(state['layers'])
-        self.tuned_params = tuned
+        """Check a checkpoint's info against this model, then take its
+        layers and tuned parameter names (:func:`apply_checkpoint_info`)."""
+        apply_checkpoint_info(self, decode_info(state))
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         mode = self.test_cfg.get('mode', 'whole')
@@ -573,149 +484,5 @@ class VLMAttentionSegmentor(BaseSegmentor):
                         batch_img_metas: List[dict]) -> Tensor:
         """Average overlapping crops' class probabilities, as mmseg's
         EncoderDecoder does (crops larger than the image shrink to it)."""
-        h_stride, w_stride = _pair(self.test_cfg.get('stride'), 'stride')
-        h_crop, w_crop = _pair(self.test_cfg.get('crop_size'), 'crop_size')
-        B, _, H, W = inputs.shape
-        h_grids = max(H - h_crop + h_stride - 1, 0) // h_stride + 1
-        w_grids = max(W - w_crop + w_stride - 1, 0) // w_stride + 1
-        probs = inputs.new_zeros((B, self.num_classes, H, W))
-        count = inputs.new_zeros((B, 1, H, W))
-        for hi in range(h_grids):
-            for wi in range(w_grids):
-                y2 = min(hi * h_stride + h_crop, H)
-                x2 = min(wi * w_stride + w_crop, W)
-                y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
-                crop = self.encode_decode(inputs[:, :, y1:y2, x1:x2])
-                probs[:, :, y1:y2, x1:x2] += crop
-                count[:, :, y1:y2, x1:x2] += 1
-        return probs / count
-
-
-def check_labels(label: Tensor, num_classes: int, meta: dict) -> None:
-    """Refuse label values that are neither a class index nor the ignore
-    index: they mean the dataset and ``class_names`` disagree (mmseg's
-    IoUMetric would silently drop them, the loss would crash)."""
-    bad = (label >= num_classes) & (label != IGNORE_INDEX) | (label < 0)
-    if bool(bad.any()):
-        values = torch.unique(label[bad]).tolist()
-        raise ValueError(
-            f'Label map {meta.get("seg_map_path", "")!s} holds values '
-            f'{values[:10]} outside the {num_classes} classes '
-            f'(0..{num_classes - 1}) and the ignore index {IGNORE_INDEX}: the '
-            'dataset does not match model.class_names. Use the class-name '
-            "file of this dataset, or map those values to 255 (the dataset's "
-            'label_map / reduce_zero_label).')
-
-
-def check_label_grid(sample, size, grid: str) -> None:
-    """The label must lie on the grid the predictions are scored on: the
-    network's padded input grid (``pred_grid='input'``) or the original
-    image (``'original'``); otherwise IoU would compare other pixels."""
-    if 'gt_sem_seg' not in sample:
-        return
-    label = tuple(sample.gt_sem_seg.data.shape[-2:])
-    if label == tuple(size):
-        return
-    where = sample.metainfo.get('img_path', 'this image')
-    if grid == 'input':
-        raise ValueError(
-            f"test_cfg.pred_grid='input' keeps predictions on the network's "
-            f'{tuple(size)} input grid, but the label of {where} is {label}: '
-            'load the labels before the resize (LoadAnnotations before '
-            "ResizeLongestEdgePad in the test pipeline), or use "
-            "pred_grid='original'.")
-    raise ValueError(
-        f"test_cfg.pred_grid='original' scores at the original size "
-        f'{tuple(size)}, but the label of {where} is {label}: it went through '
-        'the resize. Load the labels after the resize (LoadAnnotations after '
-        'Resize / ResizeLongestEdgePad in the test pipeline), or score on the '
-        "input grid with test_cfg.pred_grid='input'.")
-
-
-def _unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
-    """[C, H, W] network output without padding and with test-time
-    flipping undone, as mmseg's post-processing does. Padding is the
-    pipeline's (``img_padding_size``, e.g. ResizeLongestEdgePad) plus the
-    data preprocessor's batch padding (``padding_size``); both sit at the
-    bottom and right of the pipeline's, so they add up."""
-    pads = [a + b for a, b in zip(meta.get('img_padding_size', [0] * 4),
-                                  meta.get('padding_size', [0] * 4))]
-    left, right, top, bottom = pads
-    H, W = logits.shape[1:]
-    logits = logits[:, top:H - bottom, left:W - right]
-    if meta.get('flip'):
-        dim = 2 if meta.get('flip_direction') == 'horizontal' else 1
-        logits = logits.flip(dims=(dim, ))
-    return logits
-
-
-def encode_info(info: dict) -> Tensor:
-    """A JSON-able dict as a uint8 tensor (a state-dict entry)."""
-    return torch.tensor(list(json.dumps(info).encode()), dtype=torch.uint8)
-
-
-def decode_info(entry) -> dict:
-    """Inverse of :func:`encode_info`: e.g. ``decode_info(
-    checkpoint['state_dict']['_extra_state'])`` tells the layers a tuned
-    checkpoint uses."""
-    if isinstance(entry, Tensor):
-        return json.loads(bytes(entry.tolist()).decode())
-    return dict(entry)
-
-
-def _as_config(cfg):
-    from mmengine.config import ConfigDict
-    return cfg if isinstance(cfg, ConfigDict) else ConfigDict(cfg)
-
-
-def _pair(value, name):
-    if value is None:
-        raise ValueError(f"test_cfg.mode='slide' needs test_cfg.{name}, e.g. "
-                         f'{name}=(512, 512).')
-    if isinstance(value, int):
-        return value, value
-    h, w = value
-    if h < 1 or w < 1:
-        raise ValueError(f'test_cfg.{name} must be positive, got {value}.')
-    return int(h), int(w)
-
-
-def _frozen_vlm_keys(module, prefix=''):
-    """State-dict keys of the VLM's pretrained weights that were not tuned:
-    checkpoints leave them out, they are rebuilt from ``vlm.pretrained``."""
-    tuned = set(module.tuned_params)
-    return {f'{prefix}vlm.{k}' for k in module.adapter.state_dict().keys()
-            if k not in tuned}
-
-
-def _drop_pretrained_vlm_state(module, state_dict, prefix, local_metadata):
-    # In distributed training ``vlm`` sits in DDP and torch names its keys
-    # ``vlm.module.*``; checkpoints use the unwrapped names, which is what
-    # mmengine's loader matches, wrapped or not.
-    wrapped = f'{prefix}vlm.module.'
-    for key in [k for k in state_dict if k.startswith(wrapped)]:
-        state_dict[f'{prefix}vlm.' + key[len(wrapped):]] = state_dict.pop(key)
-    for key in _frozen_vlm_keys(module, prefix):
-        state_dict.pop(key, None)
-
-
-def _check_loaded_keys(module, incompatible_keys):
-    """Frozen VLM weights are not missing (they come from ``pretrained``);
-    any other missing or unexpected key means the checkpoint belongs to
-    another model or is damaged, and is refused rather than half-loaded
-    (mmengine only warns)."""
-    # Keys are relative to the segmentor (mmengine strips wrapper prefixes).
-    frozen = _frozen_vlm_keys(module)
-    missing = incompatible_keys.missing_keys
-    missing[:] = [k for k in missing if k not in frozen]
-    unexpected = incompatible_keys.unexpected_keys
-    if missing or unexpected:
-        parts = [f'{name} keys {keys[:8]}' + (f' and {len(keys) - 8} more'
-                                               if len(keys) > 8 else '')
-                 for name, keys in (('missing', missing),
-                                    ('unexpected', unexpected)) if keys]
-        raise ValueError(
-            'Checkpoint does not match this VLMAttentionSegmentor: '
-            + '; '.join(parts) + '. It was saved from a different model '
-            'or is incomplete; load a checkpoint written by this model '
-            '(tools/train.py) with the same model config.')
+        return slide_inference(self.encode_decode, inputs, self.num_classes,
+                               self.test_cfg)

@@ -1,0 +1,3 @@
+from .vlm_attention import VLMAttentionSegmentor
+
+__all__ = ['VLMAttentionSegmentor']

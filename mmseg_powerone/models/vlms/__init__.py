@@ -1,0 +1,2 @@
+"""VLM architectures that no installable package provides (transformers
+provides BLIP and LLaVA)."""
