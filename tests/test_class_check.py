@@ -3,7 +3,7 @@ an error; other names are a warning; synonyms and filler words pass."""
 import pytest
 
 from helpers import REPO, run  # noqa: F401
-from mmseg_powerone.engine.class_check_hook import compare_classes, same_class
+from mmseg_powerone.engine.hooks.class_check_hook import compare_classes, same_class
 
 VOC = ('background', 'aeroplane', 'bicycle', 'diningtable', 'tvmonitor')
 OURS = [('sky', 'wall'), ('airplane', 'aeroplane'), ('bicycle', 'bike'),

@@ -348,7 +348,7 @@ def test_cache_key_follows_image_content(tiny_config, tiny_dataset, tmp_path):
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     from mmseg.registry import MODELS
-    from mmseg_powerone.engine.infoscore_hook import InfoScoreHook
+    from mmseg_powerone.engine.hooks.infoscore_hook import InfoScoreHook
     init_default_scope('mmseg')
     root = tmp_path / 'data'
     shutil.copytree(tiny_dataset, root)

@@ -1,10 +1,8 @@
-from .class_check_hook import ClassNamesCheckHook
-from .infoscore_hook import InfoScoreHook
-from .logger_hook import MainProcessLoggerHook
-from .optim import TrainableParamsOptimWrapperConstructor
+from .hooks import (ClassNamesCheckHook, InfoScoreHook, MainProcessLoggerHook,
+                    SavePredictionsHook)
+from .optimizers import TrainableParamsOptimWrapperConstructor
 from .runner import PowerOneRunner, build_runner
-from .save_predictions_hook import SavePredictionsHook
 
 __all__ = ['ClassNamesCheckHook', 'InfoScoreHook', 'MainProcessLoggerHook',
-           'PowerOneRunner', 'build_runner',
-           'SavePredictionsHook', 'TrainableParamsOptimWrapperConstructor']
+           'PowerOneRunner', 'SavePredictionsHook',
+           'TrainableParamsOptimWrapperConstructor', 'build_runner']

@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ..utils import unwrap_model
+from ...utils import unwrap_model
 
 # words that class lists add to the same thing ("wall-other-merged")
 _FILLER = {'other', 'stuff', 'merged', ''}

@@ -5,8 +5,8 @@ import warnings
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ..utils import unwrap_model
-from ..utils.labels import UniqueNames, save_label_png
+from ...utils import unwrap_model
+from ...utils.labels import UniqueNames, save_label_png
 
 
 @HOOKS.register_module()

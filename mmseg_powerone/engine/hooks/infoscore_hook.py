@@ -10,9 +10,9 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ..infoscore.analysis import rank_layers
-from ..infoscore.report import format_table, plot
-from ..utils import (atomic_write, fingerprint_files, read_json_cache,
+from ...infoscore.analysis import rank_layers
+from ...infoscore.report import format_table, plot
+from ...utils import (atomic_write, fingerprint_files, read_json_cache,
                      unwrap_model)
 
 

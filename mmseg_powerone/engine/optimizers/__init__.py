@@ -1,0 +1,3 @@
+from .trainable_params import TrainableParamsOptimWrapperConstructor
+
+__all__ = ['TrainableParamsOptimWrapperConstructor']
