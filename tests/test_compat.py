@@ -287,3 +287,32 @@ def test_checkpoint_writes_are_atomic_under_the_powerone_runner(
     assert saved == [target]
     assert os.path.getsize(target) == size and is_complete_checkpoint(target)
     assert not [n for n in os.listdir(work) if n.endswith('.tmp')]
+
+
+def test_atomic_dir_replaces_whole_or_leaves_nothing(tmp_path):
+    """The one folder writer behind the dataset, COCO conversion and
+    pretraining outputs: all or nothing, and the usual folder mode."""
+    import os
+    import stat
+    from mmseg_powerone.utils.io import atomic_dir
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'old.txt').write_text('old')
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as tmp:
+            open(os.path.join(tmp, 'new.txt'), 'w').close()
+            raise RuntimeError('killed half-way')
+    assert sorted(os.listdir(tmp_path)) == ['out']
+    assert os.listdir(out) == ['old.txt']
+    with atomic_dir(out) as tmp:
+        open(os.path.join(tmp, 'new.txt'), 'w').close()
+    assert os.listdir(out) == ['new.txt']
+    assert sorted(os.listdir(tmp_path)) == ['out']
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~umask
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    with pytest.raises(PermissionError, match='Choose a writable --out'):
+        with atomic_dir(blocker / 'sub', hint='Choose a writable --out.'):
+            pass

@@ -63,7 +63,7 @@ def test_dist_test_two_processes_match_one(tiny_config, tmp_path):
 def test_only_the_main_process_dumps_test_metrics(tmp_path, monkeypatch, main):
     # Every rank dumping into one {timestamp}.json can corrupt it.
     from unittest import mock
-    from mmseg_powerone.engine import logger_hook
+    from mmseg_powerone.engine.hooks import logger_hook
     monkeypatch.setattr(logger_hook, 'is_main_process', lambda: main)
     runner = mock.MagicMock(log_dir=str(tmp_path))
     runner.log_processor.get_log_after_epoch.return_value = (

@@ -31,6 +31,7 @@ from ..class_names import read_class_file
 from ..testing.reference import floor, naive_forward
 from ..utils import atomic_write
 from ..utils.cli import tool_parser
+from ..utils.report import markdown_table
 from ..utils.resources import class_names_path
 
 # Sizes of Salesforce/blip-itm-{base,large}-coco (their config.json): the
@@ -368,26 +369,22 @@ def markdown(rows, summary, args, device_name):
     lines = [f'Device: {device_name}; torch {torch.__version__}, '
              f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}. '
              'Seconds per image (mean of '
-             f'{args.repeat}), peak resident memory.', '',
-             '| VLM | px | mode | P | batch | floor | ours | images/s | vision '
-             '| text | maps | CRF | naive | peak GiB |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+             f'{args.repeat}), peak resident memory.', '']
 
     def f(r, k, fmt='.3f'):
         return format(r[k], fmt) if k in r else ''
-    for r in rows:
-        cells = [r['vlm'], r['size'], r['mode'], r['prompts'], r['batch'],
-                 f(r, 'floor_s'), f(r, 'ours_s'), f(r, 'images_per_s', '.1f'),
-                 f(r, 'vision_s'), f(r, 'text_s'), f(r, 'maps_s'),
-                 f(r, 'crf_s'), f(r, 'naive_s'), f(r, 'peak_gib', '.2f')]
-        lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
-    lines += ['', '| VLM | px | ratio | value |', '|---|---|---|---|']
-    for s in summary:
-        for k, v in s.items():
-            if k in ('vlm', 'size') or v is None:
-                continue
-            text = verdict(k, v) if k in TARGETS else f'{v:.3g}'
-            lines.append(f"| {s['vlm']} | {s['size']} | {k} | {text} |")
+    lines.append(markdown_table(
+        ['VLM', 'px', 'mode', 'P', 'batch', 'floor', 'ours', 'images/s',
+         'vision', 'text', 'maps', 'CRF', 'naive', 'peak GiB'],
+        [[r['vlm'], r['size'], r['mode'], r['prompts'], r['batch'],
+          f(r, 'floor_s'), f(r, 'ours_s'), f(r, 'images_per_s', '.1f'),
+          f(r, 'vision_s'), f(r, 'text_s'), f(r, 'maps_s'), f(r, 'crf_s'),
+          f(r, 'naive_s'), f(r, 'peak_gib', '.2f')] for r in rows]))
+    ratio_rows = [[s['vlm'], s['size'], k,
+                   verdict(k, v) if k in TARGETS else f'{v:.3g}']
+                  for s in summary for k, v in s.items()
+                  if k not in ('vlm', 'size') and v is not None]
+    lines += ['', markdown_table(['VLM', 'px', 'ratio', 'value'], ratio_rows)]
     return '\n'.join(lines) + '\n'
 
 

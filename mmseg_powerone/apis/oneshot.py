@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..utils import atomic_write
 from ..utils.cli import cfg_options_dict, tool_parser
+from ..utils.report import markdown_table
 from ..utils.resources import load_config
 from .commands import COMMANDS_MODULE, command
 
@@ -315,17 +316,16 @@ def summarise(draws):
 
 
 def markdown(result):
-    lines = ['| draw (seed) | mIoU | mAcc | aAcc | layers | train s |',
-             '|---|---|---|---|---|---|']
-    for d in result['draws']:
-        lines.append(f'| {d["seed"]} | {d["mIoU"]:.1f} | {d["mAcc"]:.1f} | '
-                     f'{d["aAcc"]:.1f} | {d["layers"]} | {d["train_seconds"]} |')
+    rows = [[d['seed'], f'{d["mIoU"]:.1f}', f'{d["mAcc"]:.1f}',
+             f'{d["aAcc"]:.1f}', d['layers'], d['train_seconds']]
+            for d in result['draws']]
     s = result['summary']
-    lines.append(f'| **mean ± std** | **{s["mIoU"]["mean"]:.1f} ± '
-                 f'{s["mIoU"]["std"]:.1f}** | {s["mAcc"]["mean"]:.1f} ± '
-                 f'{s["mAcc"]["std"]:.1f} | {s["aAcc"]["mean"]:.1f} ± '
-                 f'{s["aAcc"]["std"]:.1f} | | |')
-    return '\n'.join(lines) + '\n'
+    rows.append(['**mean ± std**',
+                 f'**{s["mIoU"]["mean"]:.1f} ± {s["mIoU"]["std"]:.1f}**',
+                 f'{s["mAcc"]["mean"]:.1f} ± {s["mAcc"]["std"]:.1f}',
+                 f'{s["aAcc"]["mean"]:.1f} ± {s["aAcc"]["std"]:.1f}', '', ''])
+    return markdown_table(['draw (seed)', 'mIoU', 'mAcc', 'aAcc', 'layers',
+                           'train s'], rows) + '\n'
 
 
 def oneshot_eval(argv=None):

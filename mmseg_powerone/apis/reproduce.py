@@ -13,6 +13,7 @@ import sys
 
 from ..utils import atomic_write
 from ..utils.cli import tool_parser
+from ..utils.report import markdown_table
 from .oneshot import test_metrics
 
 NAMES = {'voc21': 'PASCAL VOC (21)', 'coco-object': 'COCO-Object (81)'}
@@ -37,18 +38,16 @@ def collect(work, datasets):
 
 
 def markdown(rows, draws):
-    lines = ['| dataset | InfoScore top-2 | Spearman | training-free | '
-             'training-free, multi-prompt | one-shot (mean ± std) |',
-             '|---|---|---|---|---|---|']
-    for r in rows:
-        sp = '' if r['spearman'] is None else f'{r["spearman"]:.2f}'
-        lines.append(
-            f'| {NAMES.get(r["dataset"], r["dataset"])} | {r["layers"]} | '
-            f'{sp} | {r["zeroshot"]:.1f} | {r["zeroshot_multiprompt"]:.1f} | '
-            f'{r["oneshot_mean"]:.1f} ± {r["oneshot_std"]:.1f} |')
+    cells = [[NAMES.get(r['dataset'], r['dataset']), r['layers'],
+              '' if r['spearman'] is None else f'{r["spearman"]:.2f}',
+              f'{r["zeroshot"]:.1f}', f'{r["zeroshot_multiprompt"]:.1f}',
+              f'{r["oneshot_mean"]:.1f} ± {r["oneshot_std"]:.1f}']
+             for r in rows]
+    table = markdown_table(
+        ['dataset', 'InfoScore top-2', 'Spearman', 'training-free',
+         'training-free, multi-prompt', 'one-shot (mean ± std)'], cells)
     return ('mIoU (%), BLIP-large ITM; one-shot over '
-            f'{draws} support draws (tools/reproduce.sh)\n\n'
-            + '\n'.join(lines) + '\n')
+            f'{draws} support draws (tools/reproduce.sh)\n\n' + table + '\n')
 
 
 def reproduce_table(argv=None):

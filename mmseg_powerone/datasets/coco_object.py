@@ -169,11 +169,11 @@ def convert_split(coco_root, split, out, crowd='label', overwrite=False,
     complete, so an interrupted run leaves nothing half-written."""
     import json
     import os
-    import shutil
-    import tempfile
     from collections import defaultdict
 
     import cv2
+
+    from ..utils.io import atomic_dir
 
     ann_file = os.path.join(coco_root, 'annotations', f'instances_{split}.json')
     if not os.path.isfile(ann_file):
@@ -194,9 +194,7 @@ def convert_split(coco_root, split, out, crowd='label', overwrite=False,
             raise ValueError(f'{ann_file}: annotation {ann.get("id")} has '
                              f'unknown category_id {ann["category_id"]}.')
         per_image[ann['image_id']].append(ann)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{split}.', dir=os.path.dirname(dest))
-    try:
+    with atomic_dir(dest, hint='Choose a writable --out.') as tmp:
         images = coco['images']
         for i, image in enumerate(images):
             lab = label_map(image, per_image.get(image['id'], []), labels,
@@ -206,12 +204,6 @@ def convert_split(coco_root, split, out, crowd='label', overwrite=False,
                 raise OSError(f'could not write the label map of {stem}')
             if progress and (i + 1) % 500 == 0:
                 print(f'{split}: {i + 1}/{len(images)}', flush=True)
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     img_dir = os.path.join(out, 'images', split)
     if not os.path.isdir(img_dir):
         print(f'note: {img_dir} does not exist; COCOObjectDataset reads the '

@@ -1,6 +1,7 @@
 """The one writer of InfoScore rankings: the table the hook logs and
 ``tools/rank_layers.py`` prints, and the bar chart both save."""
 from ..utils.io import atomic_write
+from ..utils.report import markdown_table
 
 
 def format_table(r: dict) -> str:
@@ -13,30 +14,30 @@ def format_table(r: dict) -> str:
         by_miou = sorted(r['layers'], key=lambda l: -miou[l])
         mrank = {l: i + 1 for i, l in enumerate(by_miou)}
     cl = r.get('class_level')
-    head = '| layer | InfoScore | rank |'
+    header = ['layer', 'InfoScore', 'rank']
     if miou:
-        head += ' mIoU | mIoU rank |'
+        header += ['mIoU', 'mIoU rank']
     if cl:
-        head += (' class-level InfoScore | image entropy | '
-                 'background share | L1 to labels |')
-    lines = [head, '|' + '---|' * (head.count('|') - 1)]
+        header += ['class-level InfoScore', 'image entropy',
+                   'background share', 'L1 to labels']
+    rows = []
     for l in r['layers']:
-        sel = ' *' if l in r['selected'] else ''
-        row = f'| {l}{sel} | {r["infoscore"][l]:.4f} | {rank[l]} |'
+        row = [f'{l} *' if l in r['selected'] else l,
+               f'{r["infoscore"][l]:.4f}', rank[l]]
         if miou:
-            row += f' {miou[l]:.2f} | {mrank[l]} |'
+            row += [f'{miou[l]:.2f}', mrank[l]]
         if cl:
-            row += (f' {cl["infoscore"][l]:.2f} |'
-                    f' {cl["mean_image_entropy"][l]:.2f} |'
-                    f' {cl["mean_marginal"][l][0]:.2f} |'
-                    f' {cl["l1_to_labels"][l]:.2f} |')
-        lines.append(row)
+            row += [f'{cl["infoscore"][l]:.2f}',
+                    f'{cl["mean_image_entropy"][l]:.2f}',
+                    f'{cl["mean_marginal"][l][0]:.2f}',
+                    f'{cl["l1_to_labels"][l]:.2f}']
+        rows.append(row)
     if cl:
         gt = cl['labels']
-        lines.append('| labels |' + ' |' * (4 if miou else 2) +
-                     f' {gt["infoscore"]:.2f} | '
-                     f'{gt["mean_image_entropy"]:.2f} | '
-                     f'{gt["mean_marginal"][0]:.2f} | 0 |')
+        rows.append(['labels'] + [''] * (4 if miou else 2) + [
+            f'{gt["infoscore"]:.2f}', f'{gt["mean_image_entropy"]:.2f}',
+            f'{gt["mean_marginal"][0]:.2f}', 0])
+    lines = [markdown_table(header, rows)]
     lines.append(f'\nselected (top-{len(r["selected"])}): {r["selected"]} '
                  f'from {r["num_images"]} unlabeled images')
     if miou:

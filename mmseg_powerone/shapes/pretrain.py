@@ -21,9 +21,7 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 
 from ..evaluation import presence_auroc
 from ..utils.cli import tool_parser
+from ..utils.io import atomic_dir
 from ..utils.resources import load_config
 from .captions import (SHAPES, TEMPLATES, caption_text, is_true, positive,
                        word_swap_negative)
@@ -499,8 +498,6 @@ def pretrain_vlm(argv=None):
     if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
         sys.exit(f'{args.out} exists and is not empty; pass --overwrite to '
                  'replace it.')
-    tmp = tempfile.mkdtemp(prefix='.pretrain_', dir=os.path.dirname(
-        os.path.abspath(args.out)) or '.')
     threads, deterministic, warn_only = (
         torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled())
@@ -510,17 +507,22 @@ def pretrain_vlm(argv=None):
         # dependent order: two runs of one command ended 0.06 apart in their
         # weights. Short runs were no slower with the deterministic kernels.
         torch.use_deterministic_algorithms(True)
-        return pretrain(args, argv, tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left
-        raise
+        with atomic_dir(args.out) as tmp:  # nothing half-written is left
+            report = pretrain(args, argv, tmp)
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.set_num_threads(threads)
+    print(json.dumps(dict(
+        final_train=report['final_train'], presence_auroc_mean={
+            m: round(a['mean'], 4)
+            for m, a in report['presence_auroc'].items()},
+        wall_time_min=report['wall_time_min']), indent=2))
+    return report
 
 
 def pretrain(args, argv, tmp):
-    """Train, evaluate and save into ``tmp``, then move it to ``args.out``."""
+    """Train, evaluate and save into the folder ``tmp``; returns the
+    report."""
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
@@ -585,12 +587,5 @@ def pretrain(args, argv, tmp):
     with open(os.path.join(tmp, 'pretrain_report.json'), 'w') as f:
         json.dump(report, f, indent=2)
     write_readme(tmp, report)
-    if os.path.exists(args.out):
-        shutil.rmtree(args.out)
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private
-    os.replace(tmp, args.out)
-    print(json.dumps(dict(final_train=final, presence_auroc_mean={
-        m: round(a['mean'], 4) for m, a in auroc.items()},
-        wall_time_min=report['wall_time_min']), indent=2))
     return report
 

@@ -29,6 +29,7 @@ from ..apis.oneshot import run_tool, test_metrics
 from ..evaluation import presence_auroc
 from ..infoscore.analysis import presence_scores
 from ..utils import atomic_write
+from ..utils.report import markdown_table
 from ..utils.cli import build_model_and_loader, cfg_options_dict, tool_parser
 from ..utils.resources import config_path
 from .world import CLASSES, WORLD_VERSION, write_dataset
@@ -168,12 +169,12 @@ def run_oneshot(config, root, work, args):
 
 def table(results):
     """Markdown: a row per quantity, a column per (VLM, seed) run."""
-    head = '| | ' + ' | '.join(f'{r.get("vlm", "BLIP")} seed {r["seed"]}'
-                               for r in results) + ' |'
-    rows = [head, '|---|' + '---|' * len(results)]
+    header = [''] + [f'{r.get("vlm", "BLIP")} seed {r["seed"]}'
+                     for r in results]
+    rows = []
 
     def row(name, values):
-        rows.append(f'| {name} | ' + ' | '.join(values) + ' |')
+        rows.append([name] + list(values))
 
     row('presence AUROC of ITM("Image of {name}."), mean over classes',
         [f'{r["presence_auroc"]["mean"]:.3f}' for r in results])
@@ -205,7 +206,7 @@ def table(results):
              for r in results])
     row('all-background baseline mIoU',
         [f'{r["background_miou"]:.1f}' for r in results])
-    return '\n'.join(rows)
+    return markdown_table(header, rows)
 
 
 def quickstart(argv=None):

@@ -193,11 +193,11 @@ def write_dataset(out: str, seed: int, num_train: int, num_val: int,
     Everything is written to a temporary folder beside ``out`` and renamed
     at the end, so a failure leaves nothing half-written.
     """
-    from .captions import describe, join_words
     import json
     import os
-    import shutil
-    import tempfile
+
+    from ..utils.io import atomic_dir
+    from .captions import describe, join_words
     for name, n in (('num_train', num_train), ('num_val', num_val)):
         if not isinstance(n, int) or n <= 0:
             raise ValueError(f'{name} must be a positive integer, got {n!r}.')
@@ -207,16 +207,7 @@ def write_dataset(out: str, seed: int, num_train: int, num_val: int,
             raise FileExistsError(
                 f'{out} exists and is not empty. Pass --overwrite to replace '
                 'it, or choose another --out.')
-    parent = os.path.dirname(out)
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(out) + '.',
-                               dir=parent)
-    except OSError as e:
-        raise PermissionError(
-            f'Cannot write the dataset under {parent!r} ({e.strerror}). '
-            'Choose a writable --out.') from e
-    try:
+    with atomic_dir(out, hint='Choose a writable --out.') as tmp:
         for split, n in (('train', num_train), ('val', num_val)):
             img_dir = os.path.join(tmp, 'img_dir', split)
             ann_dir = os.path.join(tmp, 'ann_dir', split)
@@ -242,10 +233,4 @@ def write_dataset(out: str, seed: int, num_train: int, num_val: int,
                            classes=list(CLASSES), backgrounds=list(BACKGROUNDS),
                            image_size=IMAGE_SIZE, version=WORLD_VERSION), f,
                       indent=1)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

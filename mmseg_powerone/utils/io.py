@@ -3,6 +3,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 
@@ -29,6 +30,38 @@ def atomic_write(path: str, mode: str = 'wb'):
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str, hint: str = 'Choose a writable location.'):
+    """Yield a temporary folder beside ``path``; when the block finishes
+    without an error it replaces ``path`` (whatever was there goes), with
+    the usual folder mode; otherwise it is removed. A crash never leaves a
+    half-written ``path``. Refuses, with the reason and ``hint``, a parent
+    folder that cannot be written."""
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(path) + '.',
+                               dir=parent)
+    except OSError as e:
+        raise PermissionError(
+            f'Cannot write {path!r}: {parent!r} is not writable '
+            f'({e.strerror}). {hint}') from e
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
