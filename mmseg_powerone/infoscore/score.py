@@ -28,6 +28,19 @@ EPS = 1e-8
 PIXEL_EPS = 1e-6
 
 
+def check_topk(topk, num_layers=None, what: str = 'topk') -> int:
+    """``topk`` checked: a positive integer, at most ``num_layers`` when
+    that is known. The one check behind the segmentor's ``topk``, the
+    hook's and the ranking's."""
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1 or \
+            (num_layers is not None and topk > num_layers):
+        where = (f'this VLM has {num_layers} attention layers; choose topk '
+                 f'in [1, {num_layers}].' if num_layers is not None else
+                 "it must be a positive integer or None (the model's topk).")
+        raise ValueError(f'{what}={topk!r}: {where}')
+    return topk
+
+
 def class_marginals(maps: torch.Tensor, size, align_corners: bool) -> torch.Tensor:
     """Per-image, per-layer class marginals from ``layer_maps`` output: the
     maps upsampled to ``size``, normalised over classes, each probability
@@ -129,9 +142,7 @@ class InfoScoreAccumulator:
                              'Check that the dataloader yields images and '
                              'that num_images >= 1.')
         L = self.mean.shape[0]
-        if not 1 <= topk <= L:
-            raise ValueError(f'topk={topk} but the model has {L} attention '
-                             f'layers; choose topk in [1, {L}].')
+        check_topk(topk, L)
         mean_image_entropy = self.entropy_sum / self.n
         dataset_entropy = entropy(self.mean)
         std = (self.m2 / self.n).clamp_min(0).sqrt()  # population std

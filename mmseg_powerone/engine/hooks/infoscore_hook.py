@@ -12,6 +12,7 @@ from mmseg.registry import HOOKS
 
 from ...infoscore.analysis import rank_layers
 from ...infoscore.report import format_table, plot
+from ...infoscore.score import check_topk
 from ...utils import (atomic_write, fingerprint_files, read_json_cache,
                      unwrap_model)
 
@@ -50,9 +51,8 @@ class InfoScoreHook(Hook):
                 or num_images < 1:
             raise ValueError(f'InfoScoreHook: num_images={num_images!r}; it '
                              'must be a positive integer (default 100).')
-        if topk is not None and (not isinstance(topk, int) or topk < 1):
-            raise ValueError(f'InfoScoreHook: topk={topk!r} must be a '
-                             'positive integer or None (the model\'s topk).')
+        if topk is not None:
+            check_topk(topk, what='InfoScoreHook: topk')
         if dataloader not in (None, 'train', 'val', 'test'):
             raise ValueError(f'InfoScoreHook: dataloader={dataloader!r}; use '
                              "None, 'train', 'val' or 'test'.")
@@ -93,11 +93,9 @@ class InfoScoreHook(Hook):
             return
         if self.dataloader is not None:
             dataloader = getattr(runner, f'{self.dataloader}_dataloader')
-        topk = self.topk or model.topk
         n_layers = model.adapter.num_layers
-        if topk > n_layers:
-            raise ValueError(f'InfoScoreHook: topk={topk} but the model has '
-                             f'{n_layers} attention layers.')
+        topk = check_topk(self.topk or model.topk, n_layers,
+                          'InfoScoreHook: topk')
         key = self._cache_key(model, dataloader, topk)
         cache_file = osp.join(self.cache_dir or osp.join(runner.work_dir,
                                                          'infoscore_cache'),

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ...class_names import (DEFAULT_TEMPLATES, PromptSet, build_prompts,
                             class_palette)
+from ...infoscore.score import check_topk
 from ..utils.maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                           prompt_softmax_itm)
 from ..utils.postprocess import (IGNORE_INDEX, PRED_GRIDS, check_labels,
@@ -149,11 +150,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.align_corners = align_corners
         self.crf = MODELS.build(crf) if crf else None
         n = self.adapter.num_layers
-        if isinstance(topk, bool) or not isinstance(topk, int) \
-                or not 1 <= topk <= n:
-            raise ValueError(f'topk={topk!r}: this VLM has {n} attention '
-                             f'layers; choose topk in [1, {n}].')
-        self.topk = topk
+        self.topk = check_topk(topk, n)
         self.infoscore = None  # InfoScore result, once layers are ranked
         if layers == 'infoscore':
             self.layer_selection = 'infoscore'
