@@ -1,11 +1,15 @@
 """Segment images with class names chosen at call time."""
+import copy
 import os
 import os.path as osp
+import tempfile
 import warnings
 from typing import Optional, Sequence, Union
 
 import mmcv
+import torch
 from mmengine import fileio
+from mmengine.config import Config
 from mmengine.infer.infer import ModelType
 from mmseg.apis import MMSegInferencer
 
@@ -47,8 +51,15 @@ class PowerOneInferencer(MMSegInferencer):
         import mmseg_powerone  # noqa: F401  (registration)
         self._default_layers = layers
         self._embedded = model is None
+        self._adaptation = None  # (checkpoint, config) once adapt() tuned it
         if model is None or isinstance(model, str):
             model = load_config(model or DEFAULT_CONFIG)
+        elif isinstance(model, dict):
+            model = Config(copy.deepcopy(model))
+        # mmseg's inferencer edits its config's test pipeline in place (no
+        # labels, its own loader); adapt() derives a training run from this
+        # untouched copy.
+        self._source_cfg = copy.deepcopy(model)
         super().__init__(model=model, weights=weights,
                          device=device, scope=scope)
         seg = self.model
@@ -112,6 +123,101 @@ class PowerOneInferencer(MMSegInferencer):
             # duplicates and empty names raise here, naming the culprit
             spec = parse_class_names(spec)
         self.model.set_class_names(spec)
+
+    # ---------------------------------------------------------- one shot
+    def adapt(self, examples, classes: Sequence,
+              background: Optional[Union[str, Sequence[str]]] = None, *,
+              layers: Union[Sequence[int], str, None] = None, seed: int = 0,
+              epochs: Optional[int] = None, lr: Optional[float] = None,
+              weight_decay: Optional[float] = None,
+              accumulate: Optional[int] = None, batch_size: int = 1,
+              tune_embeddings: str = 'all', background_weight: float = 0.5,
+              work_dir: Optional[str] = None) -> 'PowerOneInferencer':
+        """Tune the model on a few labelled examples of ``classes`` (the
+        paper's one-shot setting: one image per class is enough) and return
+        an inferencer that segments with the tuned weights::
+
+            tuned = PowerOneInferencer(layers=[0, 2]).adapt(
+                [('cat.jpg', 'cat.png')], classes=['cat'])
+            tuned('other.jpg', classes=['cat'])['predictions']
+            tuned.save('work_dirs/cat.pth')  # and work_dirs/cat.py
+
+        Args:
+            examples: ``(image, mask)`` pairs, the mask a class-index map
+                (0 background, ``i`` = ``classes[i - 1]``, 255 ignored), or
+                ``(image, mask, class name)`` with a binary mask of that
+                class. Paths or arrays (images BGR uint8, as mmcv reads
+                them).
+            classes: the object classes (each a name or synonyms), as for a
+                call; ``background`` as for :meth:`set_classes`.
+            layers: the layers to tune; default: the inferencer's layers
+                when they are fixed (given here or by the config), else
+                InfoScore on the examples' images; ``'infoscore'`` forces
+                that.
+            seed: the training seed (sampling order).
+            epochs, lr, weight_decay, accumulate: the schedule; default the
+                paper's (AdamW lr 2e-4, weight decay 0.05, 2 images per
+                step, 5 passes), as ``configs/_base_/schedules/
+                oneshot_5passes.py``.
+            batch_size, tune_embeddings, background_weight: as in a
+                one-shot config.
+            work_dir: keep the run's logs and checkpoint there (default: a
+                temporary folder, removed).
+
+        It runs what ``tools/train.py`` runs with a one-shot config (the
+        same runner, loss, trainable parameters and hooks): with the same
+        supports, seed, schedule and thread count both end with the same
+        weights. Bad examples raise before anything is written.
+        """
+        from ..engine.runner import build_runner
+        from ..models.utils.tuned_state import decode_info
+        from .adapt import (adaptation_config, last_checkpoint, read_examples,
+                            tuned_test_config, write_examples)
+        read = read_examples(examples, classes)
+        self.set_classes(classes, background)
+        spec = [list(c) for c in self.model.prompts.classes]
+        if isinstance(layers, str):
+            if layers != 'infoscore':
+                raise ValueError(f"layers={layers!r}: give layer indices, "
+                                 "'infoscore' or None.")
+            layers = None
+        elif layers is None and (self._default_layers is not None or
+                                 self.model.layer_selection == 'fixed'):
+            layers = list(self.model.layers)
+        with tempfile.TemporaryDirectory(prefix='powerone_adapt_') as tmp:
+            folder = osp.join(tmp, 'examples')
+            os.makedirs(folder)
+            ann_file = write_examples(read, folder)
+            work = work_dir or osp.join(tmp, 'work')
+            cfg = adaptation_config(
+                self._source_cfg, spec, layers, ann_file, osp.abspath(work),
+                len(read), seed, epochs, lr, weight_decay, accumulate,
+                batch_size, tune_embeddings, background_weight)
+            build_runner(cfg).train()
+            checkpoint = torch.load(last_checkpoint(work), map_location='cpu',
+                                    weights_only=True)
+        tuned_layers = decode_info(
+            checkpoint['state_dict']['_extra_state'])['layers']
+        test_cfg = tuned_test_config(cfg, tuned_layers)
+        device = next(self.model.parameters()).device
+        tuned = PowerOneInferencer(test_cfg, device=str(device))
+        tuned._load_weights_to_model(tuned.model, checkpoint, test_cfg)
+        tuned._adaptation = (checkpoint, test_cfg)
+        return tuned
+
+    def save(self, path: str) -> str:
+        """Write an adapted model: the tuned-only checkpoint at ``path``
+        (the format of ``tools/train.py``'s checkpoints) and its config
+        beside it (``<path without extension>.py``), for ``tools/test.py
+        CONFIG CHECKPOINT`` and ``PowerOneInferencer(config, checkpoint)``.
+        Returns the config's path."""
+        if self._adaptation is None:
+            raise ValueError(
+                'save() writes an adapted model; this inferencer was not made '
+                'by adapt(). Call tuned = inferencer.adapt(...) and then '
+                'tuned.save(path).')
+        from .adapt import save_adaptation
+        return save_adaptation(*self._adaptation, path)
 
     # ---------------------------------------------------------- inputs
     def _inputs_to_list(self, inputs) -> list:
