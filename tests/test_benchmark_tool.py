@@ -80,3 +80,15 @@ def test_peak_memory_does_not_count_what_an_earlier_setting_freed():
         pass
     assert grown > 400 * 2**20
     assert mem.peak - before < grown / 4
+
+
+def test_adapt_benchmark_runs_and_reports_equal_weights(tmp_path):
+    """`tools/benchmark.py --adapt`: adapt() beside the config route on the
+    embedded world's draw 0 (timing is printed, never asserted)."""
+    from mmseg_powerone.apis.benchmark import benchmark
+    out = tmp_path / 'out'
+    result = benchmark(['--adapt', '--data-root', str(tmp_path / 'shapes'),
+                        '--out', str(out)])
+    assert result['same_weights'] is True
+    assert result['adapt_seconds'] > 0 and result['config_route_seconds'] > 0
+    assert 'same tuned weights: yes' in (out / 'adapt.md').read_text()

@@ -4,16 +4,24 @@ attention heatmaps for each selected layer.
 
     python tools/demo.py IMAGE_OR_DIR --classes "circle, star, ring"
         [--background "grass/sand/water/snow"] [--config CONFIG]
-        [--checkpoint CKPT] [--layers 0 2] [--out work_dirs/demo]
+        [--checkpoint CKPT] [--layers 0 2] [--examples DIR]
+        [--out work_dirs/demo]
 
 Classes are comma-separated, synonyms of one class joined by '/'. The
 background class defaults to the config's (the first line of its class-name
 file). Defaults to the embedded tiny BLIP, so it runs on a shapes image out
 of the box. Writes OUT/<image>_overlay.png and OUT/<image>_heatmaps.png.
+
+With ``--examples DIR`` (labelled images: NAME.jpg + NAME.png, or NAME.png +
+NAME_mask.png, each mask a class-index map over --classes) the model first
+adapts to them (``PowerOneInferencer.adapt``, one-shot tuning); the overlay
+then shows the zero-shot and the adapted predictions side by side, and the
+heatmaps are the adapted model's.
 """
 import os
 import os.path as osp
 import sys
+import time
 
 import numpy as np
 
@@ -37,6 +45,14 @@ def parse_args(argv=None):
                    help="layers, when the config's are chosen by InfoScore "
                    'and no checkpoint stores them (default for the embedded '
                    'model: 0 2, its InfoScore choice on the shapes world)')
+    p.add_argument('--examples', default=None,
+                   help='a folder of labelled examples (NAME.jpg + NAME.png, '
+                   'or NAME.png + NAME_mask.png; masks are class-index maps '
+                   'over --classes, 0 background, 255 ignored): adapt to them '
+                   'first (one-shot tuning), then draw the zero-shot and the '
+                   'adapted predictions side by side')
+    p.add_argument('--epochs', type=int, default=None,
+                   help="passes over the examples (default: the paper's 5)")
     p.add_argument('--out', default='work_dirs/demo')
     p.add_argument('--device', default='cpu')
     return p.parse_args(argv)
@@ -44,6 +60,38 @@ def parse_args(argv=None):
 
 def split_names(text: str):
     return [[s.strip() for s in item.split('/')] for item in text.split(',')]
+
+
+def example_pairs(folder: str):
+    """(image, mask) paths in ``folder``: ``NAME.<image ext>`` with the mask
+    ``NAME.png``, or ``NAME.<image ext>`` with ``NAME_mask.png``."""
+    from .inferencer import IMAGE_EXTENSIONS
+    if not osp.isdir(folder):
+        raise ValueError(f'--examples {folder}: not a folder.')
+    files = sorted(os.listdir(folder))
+    masks = {osp.splitext(f)[0]: f for f in files if f.lower().endswith('.png')}
+    pairs, unpaired = [], []
+    for f in files:
+        stem, ext = osp.splitext(f)
+        if ext.lower() not in IMAGE_EXTENSIONS or stem.endswith('_mask'):
+            continue
+        mask = masks.get(stem + '_mask') or (
+            masks.get(stem) if ext.lower() != '.png' else None)
+        if mask is not None:
+            pairs.append((osp.join(folder, f), osp.join(folder, mask)))
+        elif not (ext.lower() == '.png' and any(
+                osp.splitext(g)[0] == stem and g != f for g in files)):
+            unpaired.append(f)
+    if not pairs:
+        raise ValueError(
+            f'--examples {folder}: no (image, mask) pairs. Put each image '
+            'beside its mask: NAME.jpg + NAME.png, or NAME.png + '
+            'NAME_mask.png.')
+    if unpaired:
+        raise ValueError(
+            f'--examples {folder}: no mask for {unpaired[:5]}. Give each its '
+            'mask (NAME.png, or NAME_mask.png) or move it out.')
+    return pairs
 
 
 def layer_heatmaps(inferencer, path):
@@ -82,7 +130,20 @@ def demo(argv=None):
     inferencer = PowerOneInferencer(args.config, args.checkpoint,
                                     layers=layers, device=args.device)
     background = split_names(args.background)[0] if args.background else None
-    inferencer.set_classes(split_names(args.classes), background)
+    classes = split_names(args.classes)
+    inferencer.set_classes(classes, background)
+    tuned = None
+    if args.examples:
+        try:
+            pairs = example_pairs(args.examples)
+        except ValueError as e:
+            sys.exit(f'demo.py: error: {e}')
+        start = time.perf_counter()
+        tuned = inferencer.adapt(pairs, classes, background,
+                                 epochs=args.epochs)
+        print(f'[demo] adapted to {len(pairs)} example(s) in '
+              f'{time.perf_counter() - start:.1f} s; layers '
+              f'{tuned.model.layers}')
     paths = inferencer._inputs_to_list(args.inputs)
     names = ['/'.join(c) for c in inferencer.model.prompts.classes]
     palette = inferencer.model.dataset_meta['palette']
@@ -95,20 +156,24 @@ def demo(argv=None):
         print(f'[demo] the plotting font lacks characters of some class '
               f'names: the pictures number the classes; {legend} names them')
     names_out = UniqueNames()
+    shown_model = tuned or inferencer  # whose heatmaps are drawn
     for path in track(paths, description='demo') if len(paths) > 1 else paths:
-        out = inferencer(path)
-        pred = np.asarray(out['predictions'])
-        maps, H, W = layer_heatmaps(inferencer, path)
+        preds = [np.asarray(m(path)['predictions'])
+                 for m in ([inferencer, tuned] if tuned else [inferencer])]
+        maps, H, W = layer_heatmaps(shown_model, path)
         image = mmcv.imread(path, channel_order='rgb')
         image = cv2.resize(image, (W, H)) if image.shape[:2] != (H, W) else image
-        pred = resize_labels(pred, (H, W)) if pred.shape != (H, W) else pred
+        preds = [resize_labels(p, (H, W)) if p.shape != (H, W) else p
+                 for p in preds]
         stem, clash = names_out.name(path)
         if clash:
             print(f'[demo] {path} shares its file stem with {clash}: its '
                   f'pictures are {stem}_*.png')
-        draw_overlay(image, pred, shown_names, palette,
-                     osp.join(args.out, f'{stem}_overlay.png'))
-        draw_heatmaps(image, maps, inferencer.model.layers, shown_names,
+        draw_overlay(image, preds, shown_names, palette,
+                     osp.join(args.out, f'{stem}_overlay.png'),
+                     titles=(['zero-shot', f'adapted ({len(pairs)} examples)']
+                             if tuned else ['segmentation']))
+        draw_heatmaps(image, maps, shown_model.model.layers, shown_names,
                       osp.join(args.out, f'{stem}_heatmaps.png'))
     listed = names if len(names) <= 12 else names[:12] + [
         f'... {len(names) - 12} more']

@@ -22,23 +22,27 @@ def displayable(names):
     return [f'#{i}' for i in range(len(names))], True
 
 
-def draw_overlay(image, pred, names, palette, path):
-    """Image | image with class colours, and a legend of the predicted
-    classes (at most MAX_LEGEND; the others are counted)."""
+def draw_overlay(image, pred, names, palette, path,
+                 titles=('segmentation', )):
+    """Image | the image with class colours (one panel per prediction when
+    ``pred`` is a list, titled by ``titles``), and a legend of the
+    predicted classes (at most MAX_LEGEND; the others are counted)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    colours = np.asarray(palette, np.uint8)[pred]  # [H, W, 3]
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
+    preds = list(pred) if isinstance(pred, (list, tuple)) else [pred]
+    fig, axes = plt.subplots(1, 1 + len(preds),
+                             figsize=(3.5 * (1 + len(preds)), 3.6))
     axes[0].imshow(image)
     axes[0].set_title('image', fontsize=9)
-    axes[1].imshow(image)
-    axes[1].imshow(colours, alpha=0.55)
-    axes[1].set_title('segmentation', fontsize=9)
+    for ax, p, title in zip(axes[1:], preds, titles):
+        ax.imshow(image)
+        ax.imshow(np.asarray(palette, np.uint8)[p], alpha=0.55)  # [H, W, 3]
+        ax.set_title(title, fontsize=9)
     for ax in axes:
         ax.axis('off')
-    present = sorted(set(np.unique(pred).tolist()))
+    present = sorted(set().union(*(np.unique(p).tolist() for p in preds)))
     shown = present[:MAX_LEGEND]
     handles = [Patch(color=np.asarray(palette[c]) / 255, label=names[c])
                for c in shown]
@@ -50,7 +54,7 @@ def draw_overlay(image, pred, names, palette, path):
     fig.legend(handles=handles, loc='lower center',
                ncol=min(4, len(handles)), fontsize=8, frameon=False)
     rows = -(-len(handles) // 4)
-    fig.tight_layout(rect=(0, min(0.5, 0.06 * rows + 0.04), 1, 1))
+    fig.tight_layout(rect=(0, min(0.5, 0.06 * rows + 0.04), 1, 0.97))
     save(fig, path)
 
 
