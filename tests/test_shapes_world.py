@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers import REPO
-from mmseg_powerone.shapes.world import (BACKGROUNDS, CLASSES,
-                                                  render, write_dataset)
+from mmseg_powerone.shapes.world import (BACKGROUNDS, CLASSES, render,
+                                         write_dataset)
 
 
 def test_render_is_deterministic_and_seeds_differ():
@@ -252,11 +252,11 @@ def test_bag_of_words_warm_up_learns(tmp_path, capsys, pool):
 def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch):
     from mmseg_powerone.shapes import pretrain as pv
     from mmseg_powerone.models import ALBEFAdapter, BLIPAdapter
-    report = pv.pretrain_vlm(['--arch', arch, '--out', str(tmp_path / 'vlm'),
-                      '--steps', '3', '--bow-steps', '2', '--batch', '4',
-                      '--pool', '16', '--heldout', '10', '--width', '32',
-                      '--vision-layers', '1', '--text-layers', '3',
-                      '--fusion-layer', '1', '--threads', '1'])
+    report = pv.pretrain_vlm([
+        '--arch', arch, '--out', str(tmp_path / 'vlm'), '--steps', '3',
+        '--bow-steps', '2', '--batch', '4', '--pool', '16', '--heldout', '10',
+        '--width', '32', '--vision-layers', '1', '--text-layers', '3',
+        '--fusion-layer', '1', '--threads', '1'])
     out = tmp_path / 'vlm'
     weights = {'blip': 'model.safetensors', 'albef': 'albef.pth'}[arch]
     assert {weights, 'tokenizer.json', 'pretrain_report.json',
@@ -278,10 +278,11 @@ def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch
 
 def _short_run(out):
     from mmseg_powerone.shapes import pretrain as pv
-    return pv.pretrain_vlm(['--out', str(out), '--steps', '20', '--bow-steps', '5',
-                    '--batch', '16', '--pool', '64', '--heldout', '10',
-                    '--width', '64', '--vision-layers', '1', '--text-layers',
-                    '2', '--threads', '2', '--log-every', '1000'])
+    return pv.pretrain_vlm([
+        '--out', str(out), '--steps', '20', '--bow-steps', '5', '--batch',
+        '16', '--pool', '64', '--heldout', '10', '--width', '64',
+        '--vision-layers', '1', '--text-layers', '2', '--threads', '2',
+        '--log-every', '1000'])
 
 
 def test_pretraining_is_repeatable_with_two_threads(tmp_path):
@@ -473,7 +474,8 @@ def test_a_short_run_of_the_recipe_equals_the_same_flags(tmp_path):
     wb = load_file(str(tmp_path / 'b' / 'model.safetensors'))
     assert wa.keys() == wb.keys()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert a['caption_weight'] == 0.5 and a['itm_tokens'] == 'first'
+    assert a['caption_weight'] == b['caption_weight'] == 0.5
+    assert a['itm_tokens'] == b['itm_tokens'] == 'first'
 
 
 def test_a_recipe_with_an_unknown_key_is_refused(tmp_path, capsys):

@@ -179,4 +179,3 @@ def demo(argv=None):
         f'... {len(names) - 12} more']
     print(f'[demo] {len(paths)} image(s), classes {listed}, layers '
           f'{inferencer.model.layers}: written to {args.out}')
-

@@ -254,7 +254,6 @@ class PowerOneInferencer(MMSegInferencer):
                              background)
         return super().__call__(inputs, **kwargs)
 
-
     def postprocess(self, preds, visualization, return_datasample=False,
                     pred_out_dir=''):
         """``MMSegInferencer.postprocess``, except that the label PNGs under

@@ -80,4 +80,3 @@ def rank_layers_cli(argv=None):
     plot(r, os.path.join(out, 'rank_layers.png'))
     print(f'wrote {out}/infoscore.json and {out}/rank_layers.png')
     return r
-

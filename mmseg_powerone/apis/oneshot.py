@@ -357,4 +357,3 @@ def oneshot_eval(argv=None):
     s = result['summary']['mIoU']
     print(f'[oneshot_eval] mIoU {s["mean"]:.1f} ± {s["std"]:.1f} over '
           f'{len(draws)} draws; written to {work}/oneshot_eval.{{json,md}}')
-

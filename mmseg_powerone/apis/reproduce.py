@@ -72,4 +72,3 @@ def reproduce_table(argv=None):
     with atomic_write(os.path.join(work, 'results.json'), 'w') as f:
         json.dump(rows, f, indent=2)
     print(table, end='')
-

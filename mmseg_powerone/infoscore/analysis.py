@@ -203,4 +203,3 @@ def presence_scores(model, dataloader, num_images: Optional[int] = None):
             present.append([bool((labels == c).any())
                             for c in range(model.num_classes)])
     return torch.cat(scores).numpy(), torch.tensor(present).numpy()
-

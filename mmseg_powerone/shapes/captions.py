@@ -23,8 +23,6 @@ def join_words(words: List[str]) -> str:
         ', '.join(words[:-1]) + ' and ' + words[-1]
 
 
-
-
 def describe(objects: List[ShapeObject], rng: np.random.Generator) -> str:
     """The dataset's caption of an image: every object with its colour (and
     sometimes size) and the background kind it lies on."""

@@ -588,4 +588,3 @@ def pretrain(args, argv, tmp):
         json.dump(report, f, indent=2)
     write_readme(tmp, report)
     return report
-

@@ -191,6 +191,7 @@ def table(results):
         [f'**{r["zeroshot_miou"]:.1f}**' for r in results])
     row('training-free top-2 without ITM re-weighting',
         [f'{r["zeroshot_no_itm_miou"]:.1f}' for r in results])
+
     def oneshot(r, fmt):
         return fmt(r['oneshot']) if r['oneshot'] else '—'
 
@@ -228,4 +229,3 @@ def quickstart(argv=None):
     with atomic_write(os.path.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(md + '\n')
     return results
-

@@ -89,9 +89,9 @@ def tiny_albef_model(vocab_size: int, image_size: int = 64,
 
 
 LLAVA_SPECIAL = ['<unk>', '<s>', '</s>', '<pad>']
-LLAVA_BASE_WORDS = ['USER', 'ASSISTANT', ':', 'Is', 'is', 'there', 'a', 'an', 'in',
-              'the', 'image', '?', 'Answer', 'yes', 'or', 'no', '.', 'Yes',
-              'No', 'of', 'photo', ',']
+LLAVA_BASE_WORDS = ['USER', 'ASSISTANT', ':', 'Is', 'is', 'there', 'a', 'an',
+                    'in', 'the', 'image', '?', 'Answer', 'yes', 'or', 'no',
+                    '.', 'Yes', 'No', 'of', 'photo', ',']
 
 
 def save_llava_tokenizer(out_dir: str, words: Iterable[str] = ()):
@@ -137,6 +137,6 @@ def tiny_llava_config(tok, image_size: int = 64, patch_size: int = 16,
                        bos_token_id=tok.bos_token_id,
                        eos_token_id=tok.eos_token_id)
     return LlavaConfig(vision_config=vision, text_config=text,
-                         image_token_id=tok.convert_tokens_to_ids('<image>'),
-                         vision_feature_layer=-2,
-                         vision_feature_select_strategy='default')
+                       image_token_id=tok.convert_tokens_to_ids('<image>'),
+                       vision_feature_layer=-2,
+                       vision_feature_select_strategy='default')

@@ -14,7 +14,7 @@ from ...infoscore.analysis import rank_layers
 from ...infoscore.report import format_table, plot
 from ...infoscore.score import check_topk
 from ...utils import (atomic_write, fingerprint_files, read_json_cache,
-                     unwrap_model)
+                      unwrap_model)
 
 
 @HOOKS.register_module()

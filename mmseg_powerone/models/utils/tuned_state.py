@@ -125,7 +125,7 @@ def check_loaded_keys(module, incompatible_keys):
     unexpected = incompatible_keys.unexpected_keys
     if missing or unexpected:
         parts = [f'{name} keys {keys[:8]}' + (f' and {len(keys) - 8} more'
-                                               if len(keys) > 8 else '')
+                                              if len(keys) > 8 else '')
                  for name, keys in (('missing', missing),
                                     ('unexpected', unexpected)) if keys]
         raise ValueError(
