@@ -160,3 +160,20 @@ def test_adapt_runs_on_the_embedded_model_with_a_binary_mask():
         [(image, label == label.max(), shape)], classes=[shape], epochs=1)
     assert tuned(image, classes=[shape])['predictions'].shape == label.shape
     assert tuned.model.class_names[1] == shape
+
+
+@pytest.mark.parametrize('config', [
+    'powerone/powerone_blip-tiny_zeroshot_shapes.py',
+    'powerone/powerone_blip-large_oneshot-protocol_voc21.py'])
+def test_examples_take_the_test_geometry_with_their_labels(config):
+    """adapt() trains through the config's test pipeline (unwrapping a
+    OneShotDataset test side) with the labels loaded before any resize or
+    padding, so image and label stay aligned."""
+    from mmseg_powerone.apis.adapt import training_pipeline
+    from mmseg_powerone.utils.resources import load_config
+    dataset = load_config(config).test_dataloader.dataset
+    while 'pipeline' not in dataset:
+        dataset = dataset.dataset
+    steps = [t['type'] for t in training_pipeline(dataset.pipeline)]
+    assert steps[:2] == ['LoadImageFromFile', 'LoadAnnotations']
+    assert steps[-1] == 'PackSegInputs' and steps.count('LoadAnnotations') == 1

@@ -244,6 +244,8 @@ def adaptation_config(cfg, class_spec, layers, ann_file: str,
     cfg.model.train_cfg = dict(tune_embeddings=tune_embeddings,
                                background_weight=background_weight)
     test_dataset = cfg.test_dataloader.dataset
+    while 'pipeline' not in test_dataset and 'dataset' in test_dataset:
+        test_dataset = test_dataset.dataset  # a wrapper (OneShotDataset)
     metainfo = dict(classes=tuple(', '.join(c) for c in class_spec))
     cfg.train_dataloader = dict(
         batch_size=batch_size, num_workers=0,
@@ -257,6 +259,7 @@ def adaptation_config(cfg, class_spec, layers, ann_file: str,
         type='InfoScoreHook', num_images=num_examples, dataloader='train',
         cache=False)]
     # one checkpoint, at the end: the tuned weights
+    cfg.setdefault('default_hooks', {})
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', by_epoch=True,
         interval=cfg.train_cfg.max_epochs, max_keep_ckpts=1)
