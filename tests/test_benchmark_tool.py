@@ -52,11 +52,40 @@ def test_benchmark_runs_end_to_end_on_a_tiny_geometry(tmp_path):
     (ratios, ) = result['ratios']
     for name in ('attention_vs_floor', 'text_p49_vs_p1', 'gradcam_vs_floor',
                  'p200_peak_gib', 'batch4_vs_batch1_throughput',
-                 'naive_vs_ours'):
+                 'naive_vs_ours', 'attention_vs_arith_floor_max',
+                 'gradcam_vs_arith_floor_max'):
         assert ratios[name] > 0, name
     assert ratios['p200_chunked_vs_whole_max_diff'] < 1e-5
     assert 'attention_vs_floor' in printed
-    assert (out / 'benchmark.md').read_text().count('target') == 5
+    assert (out / 'benchmark.md').read_text().count('target') == 7
+    for r in result['rows']:
+        if 'ours_s' in r:  # every measured setting has its arithmetic floor
+            assert r['gflop'] > 0 and r['arith_floor_s'] > 0
+            assert r['ours_vs_arith_floor'] == pytest.approx(
+                r['ours_s'] / r['arith_floor_s'])
+
+
+@pytest.mark.parametrize('mode', ['attention', 'gradcam'])
+def test_required_flops_are_counted_on_the_real_modules(build_segmentor, mode):
+    """The arithmetic floor's FLOPs: linear in the images, grow with the
+    prompts, GradCAM's include its backward, and never exceed what our
+    path does for the same maps (counted the same way)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from mmseg_powerone.testing.reference import required_flops
+    seg = build_segmentor(map_mode=mode, multi_prompt=True)
+    x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    tokens = seg.prompt_tokens()
+    one = required_flops(seg.adapter, tokens, x[:1], [0, 1, 2], mode)
+    two = required_flops(seg.adapter, tokens, x, [0, 1, 2], mode)
+    assert two['vision'] == 2 * one['vision'] > 0
+    assert two['text'] == 2 * one['text'] > 0
+    with FlopCounterMode(display=False) as counter:
+        seg.vlm(x, tokens, [0, 1, 2], itm_reduce='max_real', map_mode=mode)
+    assert two['vision'] + two['text'] <= counter.get_total_flops()
+    if mode == 'gradcam':
+        forward_only = required_flops(seg.adapter, tokens, x, [0, 1, 2],
+                                      'attention')
+        assert two['text'] > forward_only['text']
 
 
 def test_benchmark_rejects_bad_arguments(tmp_path):

@@ -37,3 +37,41 @@ def naive_forward(adapter, tokens, x, layers, itm_reduce='max',
         attn.append(torch.cat([a for a, _ in per_prompt], dim=1))  # [L, P, N]
         itm.append(torch.cat([i for _, i in per_prompt]))  # [P]
     return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)
+
+
+def required_flops(adapter, tokens, x, layers, map_mode='attention',
+                   itm_reduce='max_real'):
+    """FLOPs of the work no implementation of the method can skip, counted
+    by torch's ``FlopCounterMode`` on the adapter's real modules (not by
+    hand), as ``dict(vision=..., text=...)`` for the batch ``x``:
+
+    * vision: each image's vision forward and each cross-attending layer's
+      image keys and values, once per image;
+    * text: every prompt's text pass over its real tokens (no padding),
+      the ITM head, and in GradCAM mode the backward from the ITM logit that
+      the maps need.
+
+    Prompts with the same number of real tokens cost the same, so each
+    length is counted once and multiplied; so is each image.
+    """
+    from collections import Counter
+
+    from torch.utils.flop_counter import FlopCounterMode
+    B = x.shape[0]
+    ids = tokens['input_ids'].to(x.device)
+    mask = tokens['attention_mask'].to(x.device)
+    names = tokens['name_mask'].to(x.device)
+    lengths = [int(n) for n in mask.sum(1).tolist()]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        image_tokens, _ = adapter.encode_image(x[:1])
+        kv = adapter.cross_kv(image_tokens)
+    vision = counter.get_total_flops() * B
+    text = 0
+    for t, n in Counter(lengths).items():
+        p = lengths.index(t)
+        with FlopCounterMode(display=False) as counter:
+            adapter.text_forward(ids[p:p + 1, :t], mask[p:p + 1, :t], kv,
+                                 layers, itm_reduce, map_mode,
+                                 names[p:p + 1, :t])
+        text += counter.get_total_flops() * n * B
+    return dict(vision=vision, text=text)
