@@ -2,6 +2,7 @@
 runs end to end on a tiny geometry. Timing itself lives in the tool, never
 in a test."""
 import json
+import os
 import sys
 
 import pytest
@@ -121,3 +122,55 @@ def test_adapt_benchmark_runs_and_reports_equal_weights(tmp_path):
     assert result['same_weights'] is True
     assert result['adapt_seconds'] > 0 and result['config_route_seconds'] > 0
     assert 'same tuned weights: yes' in (out / 'adapt.md').read_text()
+
+
+def test_dataset_benchmark_runs_the_test_tool_path(tmp_path):
+    """`tools/benchmark.py --dataset`: a generated VOC-layout folder through
+    the VOC21 paper config with dataloader workers, beside the model alone
+    (rates are printed, never asserted)."""
+    from mmseg_powerone.apis.benchmark import benchmark, write_voc_folder
+    voc = write_voc_folder(str(tmp_path / 'voc'), 3, (50, 40))
+    names = open(os.path.join(voc, 'ImageSets', 'Segmentation',
+                              'val.txt')).read().split()
+    assert names == ['000000', '000001', '000002']
+    result = benchmark(['--dataset', '--vlm', 'tiny', '--num-images', '3',
+                        '--image-size', '50', '40', '--workers', '1',
+                        '--batch', '2', '--repeat', '1', '--out',
+                        str(tmp_path / 'out')])
+    assert result['dataset_images_per_s'] > 0
+    assert result['model_images_per_s'] > 0
+    assert 0 <= result['mIoU'] <= 100
+    assert 'ratio whole dataset / model alone' in \
+        (tmp_path / 'out' / 'dataset.md').read_text()
+
+
+def test_gpu_check_script_is_ready_to_run(tmp_path):
+    """tools/gpu_check.sh (run where a GPU is lent): valid bash, every step
+    with a time limit, and every benchmark command parses. Run with a fake
+    python on CPU, it writes its summary and goes through every step."""
+    import re
+    import subprocess
+    from mmseg_powerone.apis.benchmark import parse_args
+    path = os.path.join(REPO, 'tools', 'gpu_check.sh')
+    subprocess.run(['bash', '-n', path], check=True)
+    text = open(path).read().replace('\\\n', ' ')
+    commands = re.findall(r'^step (\S+) (\d+) (.*)$', text, re.M)
+    assert [c[0] for c in commands] == ['test_cuda', 'sweep', 'dataset']
+    assert sum(int(c[1]) for c in commands) <= 8 * 60
+    for _, _, command in commands:
+        words = command.split()
+        if 'tools/benchmark.py' in words:
+            argv = words[words.index('tools/benchmark.py') + 1:]
+            parse_args([w.replace('"$OUT', str(tmp_path)).strip('"')
+                        for w in argv])
+    fake = tmp_path / 'python'
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    out = tmp_path / 'out'
+    subprocess.run(['bash', path, str(out)], check=True, capture_output=True,
+                   env=dict(os.environ, PYTHON=str(fake)))
+    summary = (out / 'summary.txt').read_text().splitlines()
+    assert [line.split()[0] for line in summary] == [
+        'test_cuda', 'sweep', 'dataset']
+    assert all('rc=0' in line for line in summary)
+    assert '--dataset' in (out / 'dataset.log').read_text()
