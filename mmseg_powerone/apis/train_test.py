@@ -5,7 +5,8 @@ import os
 
 from ..engine.runner import build_runner
 from ..utils.cli import (add_common_args, apply_common_cli, has_display,
-                         interruptible, tool_parser, work_dir_lock)
+                         interruptible, process_group_closed, tool_parser,
+                         work_dir_lock)
 from ..utils.resources import load_config
 
 TRAIN_DOC = """Train a segmentor, as mmseg's tools/train.py does.
@@ -46,7 +47,8 @@ def train(argv=None, doc: str = TRAIN_DOC):
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
-    with interruptible('Training'), work_dir_lock(cfg.work_dir):
+    with process_group_closed(), interruptible('Training'), \
+            work_dir_lock(cfg.work_dir):
         runner = build_runner(cfg)
         runner.train()
 
@@ -105,7 +107,8 @@ def test(argv=None, doc: str = TEST_DOC):
         # one another (mmseg's IoUMetric output_dir does both)
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
             dict(type='SavePredictionsHook', out_dir=args.out)]
-    with interruptible('Testing'), work_dir_lock(cfg.work_dir):
+    with process_group_closed(), interruptible('Testing'), \
+            work_dir_lock(cfg.work_dir):
         runner = build_runner(cfg)
         metrics = runner.test()
     if args.show_dir:

@@ -221,6 +221,20 @@ def work_dir_lock(work_dir: str):
             f.flush()
 
 
+@contextlib.contextmanager
+def process_group_closed():
+    """End the block with the distributed process group destroyed, when one
+    was started. Left to interpreter shutdown, gloo's threads were once
+    torn down while still running ("terminate called without an active
+    exception", SIGABRT in one rank after its results were written)."""
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def init_cpu_process_group(cfg):
     """Start a gloo process group on machines without CUDA.
 
