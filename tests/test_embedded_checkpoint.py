@@ -1,5 +1,5 @@
-"""The committed tiny BLIP and ALBEF: load through their adapters, meet
-their gates, build from their configs."""
+"""The committed tiny BLIP, ALBEF and LLaVA: load through their adapters,
+meet their gates, build from their configs."""
 import json
 import os
 
@@ -10,6 +10,9 @@ from helpers import REPO
 
 CKPT = os.path.join(REPO, 'checkpoints', 'blip-tiny-shapes')
 ALBEF_CKPT = os.path.join(REPO, 'checkpoints', 'albef-tiny-shapes')
+LLAVA_CKPT = os.path.join(REPO, 'checkpoints', 'llava-tiny-shapes')
+CKPTS = dict(blip=CKPT, albef=ALBEF_CKPT, llava=LLAVA_CKPT)
+ADAPTERS = dict(blip='BLIPAdapter', albef='ALBEFAdapter', llava='LLaVAAdapter')
 
 
 def _report(ckpt):
@@ -50,14 +53,28 @@ def test_shipped_albef_checkpoint_loads_strictly_through_albef_adapter():
     assert size < 20 * 2**20
 
 
-@pytest.mark.parametrize('ckpt', [CKPT, ALBEF_CKPT], ids=['blip', 'albef'])
+def test_shipped_llava_checkpoint_loads_as_llava_hf_models_do():
+    """The tiny LLaVA is a llava-hf directory: LLaVAAdapter loads it with
+    the same arguments as llava-hf/llava-1.5-7b-hf."""
+    from mmseg_powerone.models import LLaVAAdapter
+    adapter = LLaVAAdapter(pretrained=LLAVA_CKPT)
+    assert adapter.patch_size == 8 and adapter.num_layers == 4
+    assert type(adapter.model).__name__ == 'LlavaForConditionalGeneration'
+    assert {'config.json', 'model.safetensors', 'tokenizer.json'} <= set(
+        os.listdir(LLAVA_CKPT))
+    size = sum(os.path.getsize(os.path.join(LLAVA_CKPT, f))
+               for f in os.listdir(LLAVA_CKPT))
+    assert size < 20 * 2**20
+
+
+@pytest.mark.parametrize('ckpt', list(CKPTS.values()), ids=list(CKPTS))
 def test_shipped_checkpoint_meets_its_presence_gate(ckpt):
     report = _report(ckpt)
     key = _auroc_key(_trained_itm_reduce(report))
     assert report['presence_auroc'][key]['mean'] >= 0.95
 
 
-@pytest.mark.parametrize('ckpt', [CKPT, ALBEF_CKPT], ids=['blip', 'albef'])
+@pytest.mark.parametrize('ckpt', list(CKPTS.values()), ids=list(CKPTS))
 def test_shipped_checkpoint_was_pretrained_within_the_budget(ckpt):
     """Issue 4: pretraining finishes on 2 CPU cores in <= 30 minutes."""
     report = _report(ckpt)
@@ -77,17 +94,17 @@ def test_shapes_configs_read_itm_where_the_shipped_model_learned_it(vlm,
     assert cfg.model.itm_reduce == _trained_itm_reduce(report)
 
 
-@pytest.mark.parametrize('vlm', ['blip', 'albef'])
+@pytest.mark.parametrize('vlm', list(CKPTS))
 def test_zeroshot_config_builds_with_the_shipped_checkpoint(vlm):
     model = _build(os.path.join(REPO, 'configs', 'powerone',
                                 f'powerone_{vlm}-tiny_zeroshot_shapes.py'))
-    assert type(model.adapter).__name__ == f'{vlm.upper()}Adapter'
+    assert type(model.adapter).__name__ == ADAPTERS[vlm]
     assert model.layer_selection == 'infoscore' and model.num_classes == 7
     with pytest.raises(RuntimeError, match='InfoScoreHook'):
         model.predict(torch.zeros(1, 3, 64, 64))
 
 
-@pytest.mark.parametrize('vlm', ['blip', 'albef'])
+@pytest.mark.parametrize('vlm', list(CKPTS))
 def test_oneshot_config_builds_with_the_shipped_checkpoint(vlm):
     from mmengine.config import Config
     path = os.path.join(REPO, 'configs', 'powerone',
@@ -95,7 +112,7 @@ def test_oneshot_config_builds_with_the_shipped_checkpoint(vlm):
     cfg = Config.fromfile(path)
     assert cfg.train_dataloader.dataset.type == 'OneShotDataset'
     model = _build(path)
-    assert type(model.adapter).__name__ == f'{vlm.upper()}Adapter'
+    assert type(model.adapter).__name__ == ADAPTERS[vlm]
     assert model.train_cfg.tune_embeddings == 'all'
 
 

@@ -196,12 +196,12 @@ def test_caption_truth_with_two_background_kinds():
         assert not pv.is_true(pv.word_swap_negative(pos, scene, rng), scene)
 
 
-@pytest.mark.parametrize('arch', ['blip', 'albef'])
+@pytest.mark.parametrize('arch', ['blip', 'albef', 'llava'])
 def test_short_pretraining_lowers_the_loss(tmp_path, arch):
     from mmseg_powerone.shapes import pretrain as pv
     torch.manual_seed(0)
     args = tiny_args(tmp_path, lr=2e-3, arch=arch, **{'fusion-layer': 1})
-    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    tok = pv.ARCHES[arch].tokenizer(str(tmp_path / 'tok'))
     model = pv.build_model(tok, args)
     batch = [render(0, 'pretrain', i) for i in range(8)]
     imgs = np.stack([b[0] for b in batch])
@@ -210,16 +210,16 @@ def test_short_pretraining_lowers_the_loss(tmp_path, arch):
     def loss_now():
         model.eval()
         with torch.no_grad():
-            return float(pv.train_step(model, tok, imgs, scenes,
-                                       np.random.default_rng(7), args,
-                                       False)[0])
+            return float(pv.ARCHES[arch].step(model, tok, imgs, scenes,
+                                              np.random.default_rng(7),
+                                              args)[0])
 
     before = loss_now()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     model.train()
     rng = np.random.default_rng(0)
     for _ in range(30):
-        loss, _ = pv.train_step(model, tok, imgs, scenes, rng, args, False)
+        loss, _ = pv.ARCHES[arch].step(model, tok, imgs, scenes, rng, args)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -248,17 +248,17 @@ def test_bag_of_words_warm_up_learns(tmp_path, capsys, pool):
     assert len(losses) == 2 and losses[1] < 0.8 * losses[0]  # steps 1, 39
 
 
-@pytest.mark.parametrize('arch', ['blip', 'albef'])
+@pytest.mark.parametrize('arch', ['blip', 'albef', 'llava'])
 def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch):
     from mmseg_powerone.shapes import pretrain as pv
-    from mmseg_powerone.models import ALBEFAdapter, BLIPAdapter
+    from mmseg_powerone.models import ALBEFAdapter, BLIPAdapter, LLaVAAdapter
     report = pv.pretrain_vlm([
         '--arch', arch, '--out', str(tmp_path / 'vlm'), '--steps', '3',
         '--bow-steps', '2', '--batch', '4', '--pool', '16', '--heldout', '10',
         '--width', '32', '--vision-layers', '1', '--text-layers', '3',
         '--fusion-layer', '1', '--threads', '1'])
     out = tmp_path / 'vlm'
-    weights = {'blip': 'model.safetensors', 'albef': 'albef.pth'}[arch]
+    weights = {'albef': 'albef.pth'}.get(arch, 'model.safetensors')
     assert {weights, 'tokenizer.json', 'pretrain_report.json',
             'README.md'} <= set(os.listdir(out))
     assert report['arch'] == arch
@@ -266,6 +266,10 @@ def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch
     if arch == 'blip':
         adapter = BLIPAdapter(pretrained=str(out))
         assert adapter.num_layers == 3
+    elif arch == 'llava':  # loaded as llava-hf/llava-1.5-7b-hf is
+        adapter = LLaVAAdapter(pretrained=str(out))
+        assert adapter.num_layers == 3 and adapter.answer_ids == [
+            adapter.tokenizer.convert_tokens_to_ids(a) for a in ('Yes', 'No')]
     else:
         adapter = ALBEFAdapter(checkpoint=str(out / 'albef.pth'),
                                tokenizer=str(out), vision_heads=4,
@@ -274,6 +278,110 @@ def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch
     assert adapter.patch_size == 8
     # no temporary folder is left beside the output
     assert sorted(os.listdir(tmp_path)) == ['vlm']
+
+
+def test_llava_pretraining_asks_what_the_adapter_asks(tmp_path):
+    """The yes/no rows the tiny LLaVA trains on are the adapter's question
+    in the adapter's chat format, read at the same position with the same
+    cache layout: the training logits at each question's answer position
+    give the adapter's P(yes) for that name and image."""
+    from mmseg_powerone.class_names import build_prompts
+    from mmseg_powerone.models import LLaVAAdapter
+    from mmseg_powerone.shapes import pretrain as pv
+    from mmseg_powerone.testing.random_models import _randomize
+    args = tiny_args(tmp_path, arch='llava')
+    tok = pv.LlavaArch.tokenizer(str(tmp_path / 'vlm'))
+    model = pv.build_model(tok, args).eval()
+    _randomize(model, 0)  # visible attention, not the uniform init
+    model.save_pretrained(str(tmp_path / 'vlm'))
+    batch = [render(0, 'pretrain', i) for i in range(2)]
+    scenes = [([o.to_json() for o in b[2]], b[3]) for b in batch]
+    pixels = pv.to_pixels(np.stack([b[0] for b in batch]))
+    img, ids, target, kind = pv.llava_rows(tok, scenes,
+                                           np.random.default_rng(0), 4, 2)
+    assert (kind == pv.YES_NO_ROW).sum() == 8
+    assert (kind == pv.CAPTION_ROW).sum() == 2
+    # attribute questions: their one-word answer is the asked object's
+    for r in torch.nonzero(kind == pv.ATTRIBUTE_ROW).flatten().tolist():
+        last = int((target[r] != -100).nonzero())
+        words = tok.decode(ids[r, :last + 1]).split()
+        shape = words[words.index('the') + 1].rstrip('?')
+        obj = next(o for o in scenes[int(img[r])][0] if o['shape'] == shape)
+        key = 'colour' if 'colour' in words else 'on'
+        assert tok.convert_ids_to_tokens(int(target[r, last])) == obj[key]
+    with torch.no_grad():
+        logits = pv.llava_logits(model, tok, pixels, img, ids)  # [R, T, V]
+    adapter = LLaVAAdapter(pretrained=str(tmp_path / 'vlm'))
+    yes, no = adapter.answer_ids
+    checked = 0
+    for r in torch.nonzero(kind == pv.YES_NO_ROW).flatten().tolist():
+        last = int((target[r] != -100).nonzero())
+        text = tok.decode(ids[r, :last + 1])
+        name = next(n for n in pv.SHAPES + pv.BACKGROUNDS
+                    if f' {n} ' in f' {text} ')
+        prompts = adapter.prompt_batch(build_prompts([['background'], [name]],
+                                                     '{}'))
+        with torch.no_grad():
+            p_yes = adapter(pixels[int(img[r])][None], prompts, [0])['itm'][0, 1]
+        ours = logits[r, last, [yes, no]].softmax(-1)[0]
+        torch.testing.assert_close(ours, p_yes, rtol=1e-4, atol=1e-5)
+        checked += 1
+    assert checked == 8
+
+
+def test_mlm_masks_words_never_special_tokens():
+    from mmseg_powerone.shapes import pretrain as pv
+    from mmseg_powerone.shapes.tiny_vlms import save_tokenizer
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        tok = save_tokenizer(d, pv.WORDS)
+    ids, mask = pv.tokenize(tok, ['a red star.', 'image of a small blue ring '
+                                  'on grass with water and sand.'])
+    rng = np.random.default_rng(0)
+    for prob in (0.0, 0.3, 1.0):
+        masked, target = pv.mask_tokens(tok, ids, mask, prob, rng)
+        chosen = target != -100
+        special = torch.isin(ids, torch.tensor(tok.all_special_ids))
+        assert not (chosen & (special | (mask == 0))).any()
+        assert (chosen.sum(1) >= 1).all()  # at least one word per caption
+        assert torch.equal(target[chosen], ids[chosen])
+        assert torch.equal(masked[~chosen], ids[~chosen])
+        if prob == 1.0:
+            assert chosen.sum() == ((mask > 0) & ~special).sum()
+            share = (masked[chosen] == tok.mask_token_id).float().mean()
+            assert 0.6 < share < 0.95
+
+
+def test_albef_mlm_trains_the_fusion_layers(tmp_path):
+    """ALBEF's masked language modelling reads the image through the
+    fusion layers' cross-attention: its gradient reaches them, and a few
+    steps on a fixed batch lower it."""
+    from mmseg_powerone.shapes import pretrain as pv
+    torch.manual_seed(0)
+    args = tiny_args(tmp_path, arch='albef', **{'fusion-layer': 1,
+                                                'mlm-weight': 1.0,
+                                                'mlm-prob': 0.3})
+    tok = pv.AlbefArch.tokenizer(str(tmp_path / 'tok'))
+    model = pv.build_model(tok, args)
+    batch = [render(0, 'pretrain', i) for i in range(8)]
+    imgs = np.stack([b[0] for b in batch])
+    scenes = [([o.to_json() for o in b[2]], b[3]) for b in batch]
+    first = None
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(15):
+        loss, stats = pv.AlbefArch.step(model, tok, imgs, scenes,
+                                        np.random.default_rng(3), args)
+        opt.zero_grad()
+        loss.backward()
+        cross = model.text_encoder.encoder.layer[1].crossattention
+        if first is None:
+            first = stats['mlm']
+            assert any(p.grad is not None and p.grad.abs().sum() > 0
+                       for p in cross.parameters())
+        opt.step()
+    assert stats['mlm'] < 0.8 * first
+    with pytest.raises(SystemExit):
+        tiny_args(tmp_path, arch='blip', **{'mlm-weight': 1.0})
 
 
 def _short_run(out):
@@ -331,7 +439,7 @@ def test_layer_drop_trains_the_kept_cross_attention_layers_only(tmp_path, arch):
     kept = set()
     for _ in range(6):
         model.zero_grad(set_to_none=True)
-        loss, _ = pv.train_step(model, tok, imgs, scenes, rng, args, False)
+        loss, _ = pv.ARCHES[arch].step(model, tok, imgs, scenes, rng, args)
         loss.backward()
         assert encoder.layer is stack
         trained = [i for i, layer in enumerate(stack) if i >= first and any(
@@ -384,8 +492,8 @@ def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     caps = []
     for step in range(25):
-        loss, stats = pv.train_step(model, tok, imgs, scenes,
-                                    np.random.default_rng(step), args, False)
+        loss, stats = pv.itc_itm_step(model, tok, imgs, scenes,
+                                      np.random.default_rng(step), args)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -436,7 +544,8 @@ def test_checkpoint_readme_says_how_the_model_was_trained(tmp_path, tokens,
     assert 'python tools/pretrain_vlm.py --out X' in text
 
 
-@pytest.mark.parametrize('name', ['blip-tiny-shapes', 'albef-tiny-shapes'])
+@pytest.mark.parametrize('name', ['blip-tiny-shapes', 'albef-tiny-shapes',
+                                  'llava-tiny-shapes'])
 def test_recipe_config_is_the_shipped_models_command(name):
     """`tools/pretrain_vlm.py configs/pretrain/NAME.py` with no other flags
     sets every option as the command that made the shipped weights did (its
@@ -447,8 +556,16 @@ def test_recipe_config_is_the_shipped_models_command(name):
     recipe = os.path.join(REPO, 'configs', 'pretrain', f'{name}.py')
     with open(os.path.join(REPO, 'checkpoints', name,
                            'pretrain_report.json')) as f:
-        command = shlex.split(json.load(f)['command'])
+        report = json.load(f)
+    command = shlex.split(report['command'])
     assert command[:2] == ['python', 'tools/pretrain_vlm.py']
+    if command[2:] == [f'configs/pretrain/{name}.py']:
+        # made by the recipe itself: the settings it recorded are the recipe's
+        from_recipe = vars(pv.parse_args([recipe]))
+        recorded = {k: v for k, v in report.items() if k in from_recipe}
+        assert len(recorded) >= 8
+        assert recorded == {k: from_recipe[k] for k in recorded}
+        return
     shipped = vars(pv.parse_args(command[2:]))
     from_recipe = vars(pv.parse_args([recipe]))
     assert from_recipe.pop('recipe') == recipe and shipped.pop('recipe') is None

@@ -176,6 +176,35 @@ def test_quickstart_table_has_a_column_per_vlm_and_seed():
                for l in lines)
 
 
+def test_quickstart_prints_one_table_per_vlm():
+    """--vlms blip albef llava: a table per VLM under its name, each with
+    its own matching score named; one VLM alone: its table only."""
+    from mmseg_powerone.shapes import quickstart
+
+    def result(vlm, seed):
+        return dict(vlm=vlm, seed=seed, presence_auroc={'mean': 0.9},
+                    infoscore=dict(layers=[0, 1], selected=[0, 1],
+                                   per_layer_miou=[30.0, 31.0], spearman=0.5),
+                    zeroshot_miou=30.0, zeroshot_no_itm_miou=20.0,
+                    background_miou=12.6, oneshot=None)
+
+    runs = [result(v, s) for v in ('BLIP', 'ALBEF', 'LLaVA') for s in (0, 1)]
+    md = quickstart.tables(runs)
+    parts = md.split('\n\n')
+    assert parts[0::2] == ['**Tiny BLIP**', '**Tiny ALBEF**', '**Tiny LLaVA**']
+    for part, vlm in zip(parts[1::2], ('BLIP', 'ALBEF', 'LLaVA')):
+        lines = part.splitlines()
+        assert lines[0] == f'| | {vlm} seed 0 | {vlm} seed 1 |'
+        assert all(line.count('|') == 4 for line in lines)  # no stray '|'
+    assert 'P(yes) to "Is there a {name} in the image?' in parts[5]
+    assert 'without re-weighting by the matching score' in parts[5]
+    assert 'ITM("Image of {name}.")' in parts[1]
+    assert quickstart.tables(runs[:2]) == quickstart.table(runs[:2])
+    assert quickstart.parse_args(['--vlms', 'llava']).vlms == ['llava']
+    with pytest.raises(SystemExit):
+        quickstart.parse_args(['--vlms', 'clip'])
+
+
 def oneshot_eval_module():
     from mmseg_powerone.apis import oneshot
     return oneshot

@@ -1,19 +1,18 @@
 """The method end to end on the embedded world, in a few minutes on a CPU.
 
-For each generator seed: make the synthetic data if missing; rank the tiny
-BLIP's attention layers by InfoScore (no labels) and, for the table, measure
-each layer alone; run the training-free top-2 model through tools/test.py
-with and without ITM re-weighting; measure presence AUROC of the ITM score.
-On each seed, one-shot fine-tuning over several support draws
-(tools/oneshot_eval.py: tools/train.py then tools/test.py per draw; draws
-run side by side, one per core, each with one torch thread, so the numbers
-are the same on any core count). The
-same steps run with the tiny ALBEF on ``--albef-seeds`` (the same world,
-another VLM behind the same adapter interface; none by default, to keep the
-default run short). Prints one table (a column
-per VLM and seed) and writes it to WORK_DIR/results.{json,md}.
+For each tiny VLM (``--vlms``; the tiny BLIP by default) and generator
+seed: make the synthetic data if missing; rank the VLM's attention layers
+by InfoScore (no labels) and, for the table, measure each layer alone; run
+the training-free top-2 model through tools/test.py with and without
+re-weighting by the matching score (ITM, or LLaVA's P(yes)); measure the
+presence AUROC of that score. On each seed, one-shot fine-tuning over
+several support draws (tools/oneshot_eval.py: tools/train.py then
+tools/test.py per draw; draws run side by side, one per core, each with one
+torch thread, so the numbers are the same on any core count). Prints one
+table per VLM (a column per seed) and writes them to
+WORK_DIR/results.{json,md}.
 
-    python tools/quickstart.py [--seeds 0 1] [--albef-seeds 0]
+    python tools/quickstart.py [--vlms blip albef llava] [--seeds 0 1]
         [--oneshot-draws 5] [--jobs N] [--work-dir work_dirs/quickstart]
 """
 import glob
@@ -41,18 +40,27 @@ def _configs(vlm):
                  for setting in ('zeroshot', 'oneshot'))
 
 
-VLMS = {'BLIP': _configs('blip'), 'ALBEF': _configs('albef')}
+VLMS = {'BLIP': _configs('blip'), 'ALBEF': _configs('albef'),
+        'LLaVA': _configs('llava')}
+# what each VLM's matching score is (the presence AUROC row)
+MATCHING = {'BLIP': 'ITM("Image of {name}.")',
+            'ALBEF': 'ITM("Image of {name}.")',
+            'LLaVA': 'P(yes) to "Is there a {name} in the image? Answer yes or no."'}
 
 
 def parse_args(argv=None):
     p = tool_parser(__doc__)
+    p.add_argument('--vlms', nargs='+', default=['blip'],
+                   choices=[v.lower() for v in VLMS],
+                   help='the tiny VLMs to run, each on every --seeds; one '
+                   'table per VLM (the tables in the README come from '
+                   '--vlms blip albef llava)')
     p.add_argument('--seeds', type=int, nargs='*', default=[0, 1],
-                   help='generator seeds for the tiny BLIP; the first is the '
+                   help='generator seeds of the world; the first is the '
                    'headline')
     p.add_argument('--albef-seeds', type=int, nargs='*', default=[],
-                   help='generator seeds for the tiny ALBEF (default none: '
-                   'the ALBEF table in docs/en/embedded_world.md comes from --seeds '
-                   '--albef-seeds 0, about 2 more minutes)')
+                   help='seeds for the tiny ALBEF beside --vlms (an older '
+                   'form of --vlms blip albef with other seeds)')
     p.add_argument('--num-train', type=int, default=500)
     p.add_argument('--num-val', type=int, default=200)
     p.add_argument('--data-root', default='data',
@@ -168,7 +176,8 @@ def run_oneshot(config, root, work, args):
 
 
 def table(results):
-    """Markdown: a row per quantity, a column per (VLM, seed) run."""
+    """Markdown: a row per quantity, a column per (VLM, seed) run; the
+    presence row names the first run's matching score."""
     header = [''] + [f'{r.get("vlm", "BLIP")} seed {r["seed"]}'
                      for r in results]
     rows = []
@@ -176,7 +185,8 @@ def table(results):
     def row(name, values):
         rows.append([name] + list(values))
 
-    row('presence AUROC of ITM("Image of {name}."), mean over classes',
+    score = MATCHING[results[0].get('vlm', 'BLIP')]
+    row(f'presence AUROC of {score}, mean over classes',
         [f'{r["presence_auroc"]["mean"]:.3f}' for r in results])
     layers = sorted({l for r in results for l in r['infoscore']['layers']})
     for l in layers:
@@ -189,7 +199,8 @@ def table(results):
         [f'{r["infoscore"]["spearman"]:.2f}' for r in results])
     row('**training-free top-2 mIoU** (tools/test.py)',
         [f'**{r["zeroshot_miou"]:.1f}**' for r in results])
-    row('training-free top-2 without ITM re-weighting',
+    row('training-free top-2 without ITM re-weighting' if 'ITM' in score
+        else 'training-free top-2 without re-weighting by the matching score',
         [f'{r["zeroshot_no_itm_miou"]:.1f}' for r in results])
 
     def oneshot(r, fmt):
@@ -210,17 +221,29 @@ def table(results):
     return markdown_table(header, rows)
 
 
+def tables(results):
+    """One table per VLM, each under its name when there are several."""
+    vlms = list(dict.fromkeys(r['vlm'] for r in results))
+    if len(vlms) == 1:
+        return table(results)
+    return '\n\n'.join(f'**Tiny {v}**\n\n' + table(
+        [r for r in results if r['vlm'] == v]) for v in vlms)
+
+
 def quickstart(argv=None):
     """``tools/quickstart.py``: parse ``argv``, run every seed, print and
     write the table; returns the per-run results."""
     args = parse_args(argv)
-    if not args.seeds and not args.albef_seeds:
-        sys.exit('[quickstart] nothing to run: give --seeds and/or '
-                 '--albef-seeds.')
+    runs = [(vlm, s) for vlm in VLMS if vlm.lower() in args.vlms
+            for s in args.seeds]
+    runs += [('ALBEF', s) for s in args.albef_seeds
+             if ('ALBEF', s) not in runs]
+    if not runs:
+        sys.exit('[quickstart] nothing to run: give --seeds (and --vlms) '
+                 'and/or --albef-seeds.')
     t0 = time.time()
-    results = [run_seed(s, args) for s in args.seeds]
-    results += [run_seed(s, args, 'ALBEF') for s in args.albef_seeds]
-    md = table(results)
+    results = [run_seed(s, args, vlm) for vlm, s in runs]
+    md = tables(results)
     print('\n' + md)
     print(f'\n[quickstart] {time.time() - t0:.0f} s; results in '
           f'{args.work_dir}/results.{{json,md}}')
