@@ -384,16 +384,19 @@ def test_albef_mlm_trains_the_fusion_layers(tmp_path):
         tiny_args(tmp_path, arch='blip', **{'mlm-weight': 1.0})
 
 
-def _short_run(out):
+def _short_run(out, arch='blip'):
     from mmseg_powerone.shapes import pretrain as pv
+    extra = ['--caption-weight', '1', '--attribute-questions', '2'] \
+        if arch == 'llava' else []
     return pv.pretrain_vlm([
-        '--out', str(out), '--steps', '20', '--bow-steps', '5', '--batch',
-        '16', '--pool', '64', '--heldout', '10', '--width', '64',
+        '--arch', arch, '--out', str(out), '--steps', '20', '--bow-steps', '5',
+        '--batch', '16', '--pool', '64', '--heldout', '10', '--width', '64',
         '--vision-layers', '1', '--text-layers', '2', '--threads', '2',
-        '--log-every', '1000'])
+        '--log-every', '1000'] + extra)
 
 
-def test_pretraining_is_repeatable_with_two_threads(tmp_path):
+@pytest.mark.parametrize('arch', ['blip', 'llava'])
+def test_pretraining_is_repeatable_with_two_threads(tmp_path, arch):
     """The same command twice gives the same weights (without deterministic
     kernels two 2-thread runs differed by ~1e-5 after 20 steps), and the
     caller's thread count and determinism setting come back."""
@@ -401,7 +404,7 @@ def test_pretraining_is_repeatable_with_two_threads(tmp_path):
     threads = torch.get_num_threads()
     runs = []
     for name in ('a', 'b'):
-        _short_run(tmp_path / name)
+        _short_run(tmp_path / name, arch)
         runs.append(load_file(str(tmp_path / name / 'model.safetensors')))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert torch.get_num_threads() == threads

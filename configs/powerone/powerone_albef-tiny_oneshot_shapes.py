@@ -14,10 +14,11 @@ model = dict(
         tokenizer='{{fileDirname}}/../../checkpoints/albef-tiny-shapes',
         vision_heads=4,
         text_heads=4))
-# The tiny ALBEF moves too little with the reference schedule (lr 2e-4,
-# 5 passes: 31.0 +- 1.7 mIoU over 5 draws on generator seed 0, against
-# 52.2 +- 6.8 with lr 2e-3 and 100 passes over the six supports, well under a
-# minute on a CPU; that lr was chosen for an earlier tiny BLIP on seed 1).
+# The tiny ALBEF moved too little with the reference schedule (the
+# checkpoint before masked language modelling, generator seed 0: lr 2e-4,
+# 5 passes: 31.0 +- 1.7 mIoU over 5 draws, against 52.2 +- 6.8 with lr 2e-3
+# and 100 passes over the six supports, well under a minute on a CPU; that
+# lr was chosen for an earlier tiny BLIP on seed 1).
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 train_cfg = dict(max_epochs=100)
 # two checkpoints per draw (each save also pretty-prints the config)

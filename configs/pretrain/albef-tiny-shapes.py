@@ -1,7 +1,7 @@
 # The shipped tiny ALBEF (checkpoints/albef-tiny-shapes):
 #   python tools/pretrain_vlm.py configs/pretrain/albef-tiny-shapes.py
 # Keys are tools/pretrain_vlm.py's options; options given after the recipe
-# override it. Deterministic.
+# override it. About 27 min on 2 CPU threads; deterministic.
 arch = 'albef'
 out = 'checkpoints/albef-tiny-shapes'
 overwrite = True
@@ -17,3 +17,5 @@ itc_weight = 0.5
 pool = 20000
 heldout = 600
 log_every = 100
+mlm_weight = 1.0     # masked language modelling through the fusion layers
+mlm_prob = 0.3       # share of caption tokens masked (short captions)

@@ -883,6 +883,7 @@ def pretrain(args, argv, tmp):
         bow_pool=args.bow_pool, bow_final_loss=bow_loss,
         caption_weight=args.caption_weight, itm_tokens=args.itm_tokens,
         layer_drop=args.layer_drop, mlm_weight=args.mlm_weight,
+        mlm_prob=args.mlm_prob if args.mlm_weight else None,
         questions=args.questions if args.arch == 'llava' else None,
         attribute_questions=(args.attribute_questions
                              if args.arch == 'llava' else None),
