@@ -23,7 +23,6 @@ reproduce the shipped weights (options given after a recipe override it):
     python tools/pretrain_vlm.py configs/pretrain/llava-tiny-shapes.py
 """
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -161,6 +160,7 @@ class BlipArch:
     name = 'BLIP'
 
     prompt_template = 'Image of {}.'  # of the presence AUROC
+    contrastive = True  # has ITC projections (a learnable temperature added)
 
     @staticmethod
     def tokenizer(out_dir):
@@ -233,6 +233,7 @@ class AlbefArch:
     name = 'ALBEF'
 
     prompt_template = 'Image of {}.'  # of the presence AUROC
+    contrastive = True  # has ITC projections (a learnable temperature added)
 
     @staticmethod
     def tokenizer(out_dir):
@@ -301,6 +302,7 @@ class LlavaArch:
     adapter asks (:func:`llava_step`)."""
     name = 'LLaVA'
     prompt_template = '{}'  # the adapter puts the name into its question
+    contrastive = False
 
     @staticmethod
     def step(*args):
@@ -363,7 +365,7 @@ LLAVA_WORDS = WORDS + ['and', 'Describe', 'What', 'colour', 'under']
 def build_model(tok, args):
     torch.manual_seed(args.seed)
     model = ARCHES[args.arch].build(tok, args)
-    if ARCHES[args.arch] is LlavaArch:  # no contrastive head
+    if not ARCHES[args.arch].contrastive:
         return model
     # ITC temperature, learnable as in BLIP (log scale); dropped on saving.
     model.register_parameter('itc_logit_scale',
@@ -606,6 +608,8 @@ def llava_logits(model, tok, pixels, img, ids):
     ``LLaVAAdapter`` reads its questions; rows are right-padded, so causal
     attention keeps padding out of every real token."""
     from transformers import DynamicCache
+
+    from ..models.adapters.llava import cache_kwarg, output_cache
     lm = model.model.language_model
     embed = lm.get_input_embeddings()
     feats = model.model.get_image_features(
@@ -616,15 +620,12 @@ def llava_logits(model, tok, pixels, img, ids):
     prefix = torch.tensor(tok(LLAVA_TEMPLATE.split('<image>')[0])['input_ids'])  # [S0], BOS first
     shared = torch.cat([embed(prefix)[None].expand(len(feats), -1, -1),
                         feats], 1)  # [B, S0 + N, D]
-    cache_arg = ('cache' if 'cache' in inspect.signature(lm.forward).parameters
-                 else 'past_key_values')  # renamed in transformers 5
-    out = lm(inputs_embeds=shared, use_cache=True)
-    cache = out.get('cache') or out.past_key_values
+    cache = output_cache(lm(inputs_embeds=shared, use_cache=True))
     past = DynamicCache(ddp_cache_data=[(l.keys[img], l.values[img])
                                         for l in cache.layers],
                         config=model.config)  # [R, Hkv, S0 + N, d] per layer
     hidden = lm(inputs_embeds=embed(ids), use_cache=True,
-                **{cache_arg: past}).last_hidden_state  # [R, T, D]
+                **cache_kwarg(lm, past)).last_hidden_state  # [R, T, D]
     return model.lm_head(hidden)
 
 

@@ -24,6 +24,20 @@ from .loading import load_hf_pretrained
 IMAGE_PLACEHOLDER = '<image>'
 
 
+def cache_kwarg(language_model, cache) -> Dict:
+    """The KV-cache keyword argument of a language model's forward:
+    transformers 5.x is renaming ``past_key_values`` to ``cache``."""
+    params = inspect.signature(language_model.forward).parameters
+    return {'cache' if 'cache' in params else 'past_key_values': cache}
+
+
+def output_cache(out):
+    """The KV cache a forward with ``use_cache=True`` returned, under
+    either name."""
+    cache = out.get('cache')
+    return out.past_key_values if cache is None else cache
+
+
 @MODELS.register_module()
 class LLaVAAdapter(BaseVLMAdapter):
     """LLaVA: CLIP ViT + projector + decoder-only language model.
@@ -222,10 +236,7 @@ class LLaVAAdapter(BaseVLMAdapter):
         return hook
 
     def _cache_arg(self, cache) -> Dict:
-        """The KV-cache keyword of the language model's forward: transformers
-        5.x is renaming ``past_key_values`` to ``cache``."""
-        params = inspect.signature(self.language_model.forward).parameters
-        return {'cache' if 'cache' in params else 'past_key_values': cache}
+        return cache_kwarg(self.language_model, cache)
 
     def prefix_cache(self, image: torch.Tensor, prefix_ids: torch.Tensor):
         """KV cache of the shared [prefix, image] tokens of one image: image
@@ -236,10 +247,7 @@ class LLaVAAdapter(BaseVLMAdapter):
         shared = torch.cat([self.embed_words(prefix_ids[None]),
                             image[None].to(self.model.dtype)], dim=1)  # [1, S0 + N, D]
         out = self.language_model(inputs_embeds=shared, use_cache=True)
-        cache = out.get('cache')
-        if cache is None:  # transformers before the rename
-            cache = out.past_key_values
-        return cache
+        return output_cache(out)
 
     @contextlib.contextmanager
     def _eager(self):
