@@ -76,6 +76,28 @@ def test_forward_shapes_ranges_and_batch_independence(vlm_case, map_mode):
 
 
 @pytest.mark.parametrize('map_mode', ['attention', 'gradcam'])
+def test_a_layers_map_does_not_depend_on_which_others_are_read(vlm_case,
+                                                               map_mode):
+    """Layers whose scores are not read take a faster path (BLIP, ALBEF:
+    scaled_dot_product_attention; GradCAM's graph starts at the first read
+    layer): reading one layer or all of them gives that layer the same
+    maps and the same matching scores."""
+    model = build(vlm_case)
+    a = model.adapter
+    tok = a.prompt_batch(model.prompts)
+    x = images(2, 32, seed=4)
+    every = list(range(a.num_layers))
+    with torch.no_grad():
+        full = a(x, tok, every, map_mode=map_mode)
+        for l in (a.num_layers - 1, a.num_layers // 2):
+            alone = a(x, tok, [l], map_mode=map_mode)
+            torch.testing.assert_close(alone['attn'][:, 0], full['attn'][:, l],
+                                       atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(alone['itm'], full['itm'], atol=1e-6,
+                                       rtol=1e-5)
+
+
+@pytest.mark.parametrize('map_mode', ['attention', 'gradcam'])
 def test_prompt_chunks_do_not_change_results(vlm_case, map_mode):
     model = build(vlm_case)
     a = model.adapter

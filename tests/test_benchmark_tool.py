@@ -68,21 +68,31 @@ def test_benchmark_runs_end_to_end_on_a_tiny_geometry(tmp_path):
 
 @pytest.mark.parametrize('mode', ['attention', 'gradcam'])
 def test_required_flops_are_counted_on_the_real_modules(build_segmentor, mode):
-    """The arithmetic floor's FLOPs: linear in the images, grow with the
-    prompts, GradCAM's include its backward, and never exceed what our
-    path does for the same maps (counted the same way)."""
+    """The arithmetic floor's FLOPs: the vision side linear in the images,
+    the text side too except its image-free first self-attention (counted
+    once), GradCAM's include its backward, 'max' counts the padding it
+    reads, and never exceed what our path does for the same maps (counted
+    the same way)."""
     from torch.utils.flop_counter import FlopCounterMode
     from mmseg_powerone.testing.reference import required_flops
-    seg = build_segmentor(map_mode=mode, multi_prompt=True)
+    # 'kitten' and 'potted plant' are several word pieces: padded prompts
+    seg = build_segmentor(map_mode=mode, multi_prompt=True, class_names=[
+        'sky, grass', 'cat, kitten', 'dog, potted plant'])
     x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
     tokens = seg.prompt_tokens()
     one = required_flops(seg.adapter, tokens, x[:1], [0, 1, 2], mode)
     two = required_flops(seg.adapter, tokens, x, [0, 1, 2], mode)
     assert two['vision'] == 2 * one['vision'] > 0
-    assert two['text'] == 2 * one['text'] > 0
+    assert one['text'] < two['text'] < 2 * one['text']
     with FlopCounterMode(display=False) as counter:
         seg.vlm(x, tokens, [0, 1, 2], itm_reduce='max_real', map_mode=mode)
     assert two['vision'] + two['text'] <= counter.get_total_flops()
+    assert (tokens['attention_mask'] == 0).any(), 'fixture must have padding'
+    padded = required_flops(seg.adapter, tokens, x, [0, 1, 2], mode, 'max')
+    assert padded['vision'] == two['vision'] and padded['text'] > two['text']
+    with FlopCounterMode(display=False) as counter:
+        seg.vlm(x, tokens, [0, 1, 2], itm_reduce='max', map_mode=mode)
+    assert padded['vision'] + padded['text'] <= counter.get_total_flops()
     if mode == 'gradcam':
         forward_only = required_flops(seg.adapter, tokens, x, [0, 1, 2],
                                       'attention')

@@ -233,6 +233,33 @@ def test_slide_stitches_overlapping_crops(build_segmentor):
     torch.testing.assert_close(out.sum(1), torch.ones(1, 64, 160))
 
 
+@pytest.mark.parametrize('window_batch', [2, 8])
+def test_batched_slide_windows_equal_one_by_one(build_segmentor, window_batch):
+    # two images, 2 x 3 windows: batched passes must put every window of
+    # every image back in its place
+    cfg = dict(mode='slide', crop_size=(48, 64), stride=(32, 48))
+    x = torch.cat([image(80, 160, seed=9), image(80, 160, seed=10)])
+    one = build_segmentor(test_cfg=dict(cfg, window_batch=1))
+    seen = []
+    encode = one.encode_decode
+    one.encode_decode = lambda crops, *a: seen.append(len(crops)) or encode(crops)
+    expected = one.inference(x, [{}, {}])
+    assert seen == [2] * 6
+    batched = build_segmentor(test_cfg=dict(cfg, window_batch=window_batch))
+    seen.clear()
+    encode_b = batched.encode_decode
+    batched.encode_decode = lambda crops, *a: seen.append(len(crops)) or encode_b(crops)
+    out = batched.inference(x, [{}, {}])
+    assert seen == ([4, 4, 4] if window_batch == 2 else [12])
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_bad_window_batch_is_refused_at_build(build_segmentor):
+    with pytest.raises(ValueError, match='window_batch'):
+        build_segmentor(test_cfg=dict(mode='slide', crop_size=64, stride=32,
+                                      window_batch=0))
+
+
 def test_checkpoint_state_leaves_out_pretrained_vlm(build_segmentor):
     seg = build_segmentor()
     state = seg.state_dict()

@@ -28,6 +28,7 @@ import ctypes
 import gc
 import json
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -77,6 +78,11 @@ def parse_args(argv=None):
     p.add_argument('--repeat', type=int, default=2,
                    help='timed runs per setting after one warm-up (mean)')
     p.add_argument('--prompt-chunk', type=int, default=64)
+    p.add_argument('--itm-reduce', default='max',
+                   choices=['max', 'max_real', 'first'],
+                   help="the segmentor's ITM rule; 'max' (the reference "
+                   "code's, default) reads every prompt's padding positions, "
+                   'so the arithmetic floor counts them')
     p.add_argument('--crf', action='store_true',
                    help='include the ConvCRF (20 iterations) in our path')
     p.add_argument('--device', default='cpu')
@@ -162,7 +168,8 @@ def save_model(vlm, size, out_dir):
     return out_dir
 
 
-def build(model_dir, num_prompts, mode, chunk, crf, device):
+def build(model_dir, num_prompts, mode, chunk, crf, device,
+          itm_reduce='max'):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
@@ -171,7 +178,7 @@ def build(model_dir, num_prompts, mode, chunk, crf, device):
         type='VLMAttentionSegmentor',
         vlm=dict(type='BLIPAdapter', pretrained=model_dir, prompt_chunk=chunk),
         class_names=names, has_background=has_bg, layers=[6, 8],
-        map_mode=mode,
+        map_mode=mode, itm_reduce=itm_reduce,
         crf=dict(type='ConvCRF') if crf else None))
     return seg.to(device).eval()
 
@@ -289,45 +296,48 @@ def timed(fn, repeat, device, amp, timer=None):
 
 
 def matmul_rate(m: int, k: int, n: int, device, amp=None,
-                repeat: int = 5) -> float:
+                repeat: int = 9) -> float:
     """FLOP/s of a dense [m, k] x [k, n] matmul on this device, with this
-    process's threads and the run's dtype: the best of ``repeat`` timed runs
-    after a warm-up (what the device can do for the shapes that dominate
-    a forward)."""
+    process's threads and the run's dtype: the median of ``repeat`` timed
+    runs after two warm-ups (the rate the device sustains for the shapes
+    that dominate a forward: on a shared machine the best run is a lucky
+    one, 3-18% above the mean on our 2-core CPU)."""
     dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(amp,
                                                               torch.float32)
     a = torch.randn(m, k, device=device, dtype=dtype)
     b = torch.randn(k, n, device=device, dtype=dtype)
     cuda = str(device).startswith('cuda')
-    best = float('inf')
-    for i in range(repeat + 1):
+    times = []
+    for i in range(repeat + 2):
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
         torch.mm(a, b)
         if cuda:
             torch.cuda.synchronize()
-        if i:  # the first run is the warm-up
-            best = min(best, time.perf_counter() - start)
-    return 2.0 * m * k * n / best
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return 2.0 * m * k * n / statistics.median(times)
 
 
-def arithmetic_floor(adapter, tokens, x, layers, mode, device, amp):
+def arithmetic_floor(adapter, tokens, x, layers, mode, itm_reduce, device,
+                     amp):
     """Seconds per image that the required FLOPs (``required_flops``) take
     at this device's matmul rate, measured now for each part's dominant
     shape: the vision MLP's (patch tokens x width x 4 width) and the text
-    MLP's (the prompts' real tokens x width x 4 width). Returns the row's
-    fields."""
-    flops = required_flops(adapter, tokens, x, layers, mode)
+    MLP's (all images' counted prompt tokens x width x 4 width). Returns the
+    row's fields."""
+    flops = required_flops(adapter, tokens, x, layers, mode, itm_reduce)
     B = x.shape[0]
     vision_cfg = adapter.model.config.vision_config
     text_cfg = adapter.model.config.text_config
     patches = (x.shape[2] // adapter.patch_size) * \
         (x.shape[3] // adapter.patch_size) + 1
-    real_tokens = int(tokens['attention_mask'].sum())
+    mask = tokens['attention_mask']
+    counted = mask.numel() if itm_reduce == 'max' else int(mask.sum())
     vision_rate = matmul_rate(patches, vision_cfg.hidden_size,
                               vision_cfg.intermediate_size, device, amp)
-    text_rate = matmul_rate(max(real_tokens, 1), text_cfg.hidden_size,
+    text_rate = matmul_rate(max(counted * B, 1), text_cfg.hidden_size,
                             text_cfg.intermediate_size, device, amp)
     seconds = flops['vision'] / vision_rate + flops['text'] / text_rate
     return dict(gflop=(flops['vision'] + flops['text']) / B / 1e9,
@@ -342,7 +352,7 @@ def measure(args, vlm, size, model_dir):
     for mode in args.modes:
         for P in args.prompts:
             seg = build(model_dir, P, mode, args.prompt_chunk, args.crf,
-                        args.device)
+                        args.device, args.itm_reduce)
             layers = seg.layers
             tokens = seg.prompt_tokens()
             adapter = seg.adapter
@@ -366,7 +376,8 @@ def measure(args, vlm, size, model_dir):
                 row.update(ours_s=t / B, images_per_s=B / t,
                            peak_gib=peak / 2**30)
                 row.update(arithmetic_floor(adapter, tokens, x, layers, mode,
-                                            args.device, args.amp))
+                                            seg.itm_reduce, args.device,
+                                            args.amp))
                 row['ours_vs_arith_floor'] = row['ours_s'] / \
                     row['arith_floor_s']
                 for stage in ('vision', 'text', 'crf'):

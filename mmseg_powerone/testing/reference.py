@@ -10,16 +10,16 @@ def floor(adapter, tokens, x, layers, itm_reduce='max'):
     ids, mask = tokens['input_ids'][:1], tokens['attention_mask'][:1]
     t = int(mask.sum())
     image_tokens, _ = adapter.encode_image(x)
-    for b in range(x.shape[0]):
-        kv = adapter.cross_kv(image_tokens[b:b + 1])
-        adapter.text_forward(ids[:, :t].to(x.device), mask[:, :t].to(x.device),
-                             kv, layers, itm_reduce)
+    kv = adapter.cross_kv(image_tokens)
+    adapter.text_forward(ids[:, :t].to(x.device), mask[:, :t].to(x.device),
+                         kv, layers, itm_reduce)
 
 
 def naive_forward(adapter, tokens, x, layers, itm_reduce='max',
                   map_mode='attention', head=None):
     """The adapter's ``forward`` written the naive way: one text-encoder pass
-    per prompt, the image keys/values recomputed for each. Same outputs."""
+    per prompt and image, the image keys/values recomputed for each. Same
+    outputs."""
     image_tokens, grid = adapter.encode_image(x)
     ids = tokens['input_ids'].to(x.device)
     mask = tokens['attention_mask'].to(x.device)
@@ -33,9 +33,9 @@ def naive_forward(adapter, tokens, x, layers, itm_reduce='max',
             kv = adapter.cross_kv(image_tokens[b:b + 1])
             per_prompt.append(adapter.text_forward(
                 ids[p:p + 1, :t], mask[p:p + 1, :t], kv, layers, itm_reduce,
-                map_mode, names[p:p + 1, :t], head))
-        attn.append(torch.cat([a for a, _ in per_prompt], dim=1))  # [L, P, N]
-        itm.append(torch.cat([i for _, i in per_prompt]))  # [P]
+                map_mode, names[p:p + 1, :t], head))  # [1, L, 1, N], [1, 1]
+        attn.append(torch.cat([a[0] for a, _ in per_prompt], dim=1))  # [L, P, N]
+        itm.append(torch.cat([i[0] for _, i in per_prompt]))  # [P]
     return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)
 
 
@@ -47,12 +47,16 @@ def required_flops(adapter, tokens, x, layers, map_mode='attention',
 
     * vision: each image's vision forward and each cross-attending layer's
       image keys and values, once per image;
-    * text: every prompt's text pass over its real tokens (no padding),
-      the ITM head, and in GradCAM mode the backward from the ITM logit that
-      the maps need.
+    * text: every prompt's text pass against every image, the ITM head, and
+      in GradCAM mode the backward from the ITM logit that the maps need.
+      A prompt's pass covers the token positions its ITM rule reads: its
+      real tokens ('max_real', 'first'), or with 'max' (the reference
+      code's rule) every position up to the set's longest prompt, whose
+      padding outputs that score reads. Text layers that see no image are
+      counted once per prompt, not once per image.
 
-    Prompts with the same number of real tokens cost the same, so each
-    length is counted once and multiplied; so is each image.
+    Prompts of the same counted length cost the same, so each length is
+    counted once and multiplied; so is each image's vision side.
     """
     from collections import Counter
 
@@ -61,11 +65,14 @@ def required_flops(adapter, tokens, x, layers, map_mode='attention',
     ids = tokens['input_ids'].to(x.device)
     mask = tokens['attention_mask'].to(x.device)
     names = tokens['name_mask'].to(x.device)
-    lengths = [int(n) for n in mask.sum(1).tolist()]
+    lengths = [ids.shape[1] if itm_reduce == 'max' else int(n)
+               for n in mask.sum(1).tolist()]
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         image_tokens, _ = adapter.encode_image(x[:1])
         kv = adapter.cross_kv(image_tokens)
     vision = counter.get_total_flops() * B
+    # the same image B times: the text side's cost does not depend on pixels
+    kv = [tuple(t.expand(B, *t.shape[1:]) for t in pair) for pair in kv]
     text = 0
     for t, n in Counter(lengths).items():
         p = lengths.index(t)
@@ -73,5 +80,5 @@ def required_flops(adapter, tokens, x, layers, map_mode='attention',
             adapter.text_forward(ids[p:p + 1, :t], mask[p:p + 1, :t], kv,
                                  layers, itm_reduce, map_mode,
                                  names[p:p + 1, :t])
-        text += counter.get_total_flops() * n * B
+        text += counter.get_total_flops() * n
     return dict(vision=vision, text=text)

@@ -28,6 +28,15 @@ def check_prompt_chunk(prompt_chunk) -> int:
     return prompt_chunk
 
 
+def balanced_chunk(num_prompts: int, prompt_chunk: int) -> int:
+    """Prompts per pass when ``num_prompts`` are split into the fewest
+    passes of at most ``prompt_chunk``, all of nearly equal size (200 in
+    chunks of 64 -> 4 x 50, not 64 + 64 + 64 + 8: a small last pass
+    multiplies matrices at a lower rate)."""
+    passes = -(-num_prompts // prompt_chunk)
+    return -(-num_prompts // passes)
+
+
 class BaseVLMAdapter(BaseModule):
     """Adapter interface.
 

@@ -5,15 +5,16 @@ import math
 from typing import Dict, List, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from ...class_names import PromptSet
 from ..utils.maps import gradcam_attention, reduce_attention, reduce_itm
-from .base import BaseVLMAdapter
+from .base import BaseVLMAdapter, balanced_chunk
 
 
-def _per_prompt(x: torch.Tensor, P: int, T: int) -> torch.Tensor:
-    """[H, P*T, N] -> [P, H, T, N] (a view)."""
-    return x.view(x.shape[0], P, T, x.shape[-1]).transpose(0, 1)
+def _per_prompt(x: torch.Tensor, B: int, P: int, T: int) -> torch.Tensor:
+    """[B, H, P*T, N] -> [B, P, H, T, N] (a view)."""
+    return x.view(B, x.shape[1], P, T, x.shape[-1]).transpose(1, 2)
 
 
 def find_name_tokens(tokenizer, prompts: PromptSet,
@@ -119,108 +120,131 @@ class FusionEncoderAdapter(BaseVLMAdapter):
 
     # ----------------------------------------------------------- maps
     def cross_kv(self, image_tokens: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """Keys and values of every cross-attention layer for one image, laid
-        out for batched matrix products with all prompts' queries at once.
+        """Keys and values of every cross-attention layer, computed once per
+        image and shared by all prompts.
 
         Args:
-            image_tokens: [1, N, Dv]
+            image_tokens: [B, N, Dv]
         Returns:
-            per attention layer (K^T, V): [H, d, N] and [H, N, d]
+            per attention layer (K, V): [B, H, N, d] each
         """
+        B, n = image_tokens.shape[:2]
         kv = []
-        n = image_tokens.shape[1]
         for i in self.cross_layer_ids:
             att = self.text_layers[i].crossattention.self
-            k = att.key(image_tokens[0]).view(n, self.num_heads, self.head_dim)
-            v = att.value(image_tokens[0]).view(n, self.num_heads, self.head_dim)
-            kv.append((k.permute(1, 2, 0).contiguous(),
-                       v.transpose(0, 1).contiguous()))
+            k = att.key(image_tokens).view(B, n, self.num_heads, self.head_dim)
+            v = att.value(image_tokens).view(B, n, self.num_heads, self.head_dim)
+            kv.append((k.transpose(1, 2), v.transpose(1, 2)))  # [B, H, N, d]
         return kv
 
     def text_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                      kv, layers: Sequence[int], itm_reduce: str,
                      map_mode: str = 'attention', name_mask=None, head=None):
-        """One text-encoder pass of P prompts against one image.
+        """One text-encoder pass of P prompts against B images at once.
+
+        The text layers before the first cross-attention see no image, so
+        they run once for the P prompts; from there the prompts of all B
+        images form one batch of B*P sequences (one matrix product per
+        linear layer for the whole batch). A cross-attention whose scores
+        are not read runs as ``scaled_dot_product_attention`` (no [.., N]
+        probabilities in memory); a read layer computes the pre-softmax
+        scores, reduces them as they are produced and softmaxes them itself.
 
         Args:
             input_ids, attention_mask: [P, T]
-            kv: :meth:`cross_kv` of the image.
+            kv: :meth:`cross_kv` of the B images.
             map_mode: 'attention' (pre-softmax scores reduced as produced)
                 or 'gradcam' (post-softmax attention times its positive
                 gradient of the ITM match logit; one backward pass for all
-                P prompts, ``name_mask`` [P, T] selects the rows).
+                prompts and images, ``name_mask`` [P, T] selects the rows).
         Returns:
-            attn [len(layers), P, h*w] and itm [P]
+            attn [B, len(layers), P, N - 1] and itm [B, P]
         """
         P, T = input_ids.shape
+        B = kv[0][0].shape[0]
+        H, d = self.num_heads, self.head_dim
+        scale = 1.0 / math.sqrt(d)
         gradcam = map_mode == 'gradcam'
-        with torch.enable_grad() if gradcam else contextlib.nullcontext():
-            hidden = self.embed_text(input_ids)  # [P, T, D]
-            if gradcam and not hidden.requires_grad:
-                # a leaf upstream of every layer, so that the gradient of the
-                # logit reaches each layer's attention through all later ones
+        read = {self.cross_layer_ids[l]: j for j, l in enumerate(layers)}
+        first_read = min(read)
+        cross_index = {l: j for j, l in enumerate(self.cross_layer_ids)}
+        captured = [None] * len(layers)
+        hidden = self.embed_text(input_ids)  # [P, T, D]
+        # additive mask over keys for the text self-attention: [P, 1, 1, T]
+        self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
+            * torch.finfo(hidden.dtype).min
+        for i, layer in enumerate(self.text_layers):
+            if gradcam and i == first_read:
+                # gradients are needed from the first read layer on only: a
+                # leaf here makes every later attention depend on it
                 hidden = hidden.detach().requires_grad_(True)
-            # additive mask over keys for the text self-attention: [P, 1, 1, T]
-            self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
-                * torch.finfo(hidden.dtype).min
-            wanted = {self.cross_layer_ids[l]: i for i, l in enumerate(layers)}
-            captured = [None] * len(layers)
-            cross_index = {l: j for j, l in enumerate(self.cross_layer_ids)}
-            for i, layer in enumerate(self.text_layers):
+            with torch.enable_grad() if gradcam and i >= first_read \
+                    else contextlib.nullcontext():
                 hidden = layer.attention(hidden, attention_mask=self_mask)[0]
                 if i in cross_index:
-                    cross = layer.crossattention
-                    # all prompts' queries against the image keys in one
-                    # product per head: [H, P*T, d] (a broadcast
-                    # [P, H, T, d] x [1, H, d, N] matmul would copy the keys
-                    # P times)
-                    q = cross.self.query(hidden).view(
-                        P * T, self.num_heads, self.head_dim).transpose(0, 1)
-                    k_t, v = kv[cross_index[i]]  # [H, d, N], [H, N, d]
-                    scores = torch.matmul(q, k_t) / math.sqrt(self.head_dim)  # [H, P*T, N]
-                    probs = scores.softmax(dim=-1)
-                    if i in wanted:  # -> [P, N - 1], or kept for gradcam
-                        captured[wanted[i]] = probs if gradcam else \
-                            reduce_attention(_per_prompt(scores, P, T),
-                                             attention_mask)
-                    context = torch.matmul(probs, v)  # [H, P*T, d]
-                    context = context.transpose(0, 1).reshape(P, T, -1)  # [P, T, D]
-                    hidden = cross.output(context, hidden)
+                    if hidden.shape[0] == P:  # the first image-dependent step
+                        hidden = hidden.repeat(B, 1, 1)  # [B*P, T, D]
+                        self_mask = self_mask.repeat(B, 1, 1, 1)  # [B*P, 1, 1, T]
+                    hidden = self._cross_attention(
+                        layer.crossattention, hidden, kv[cross_index[i]],
+                        B, P, T, scale, read.get(i), captured, gradcam,
+                        attention_mask)
                 hidden = layer.feed_forward_chunk(hidden)
-            logits = self.itm_head(hidden)  # [P, T, 2]
-            match = logits.softmax(dim=-1)[..., 1]  # [P, T]
-            itm = reduce_itm(match, attention_mask, itm_reduce)
+        with torch.enable_grad() if gradcam else contextlib.nullcontext():
+            if itm_reduce == 'first':  # only the first token's score is read
+                hidden = hidden[:, :1]
+            logits = self.itm_head(hidden)  # [B*P, T, 2]
+            match = logits.softmax(dim=-1)[..., 1]  # [B*P, T]
+            itm = reduce_itm(match, attention_mask.repeat(B, 1)[:, :hidden.shape[1]],
+                             itm_reduce).view(B, P)
             if gradcam:  # the ITM match logit is read at the first token
                 grads = torch.autograd.grad(logits[:, 0, 1].sum(), captured)
-                captured = [gradcam_attention(_per_prompt(p.detach(), P, T),
-                                              _per_prompt(g, P, T),
+                captured = [gradcam_attention(_per_prompt(p.detach(), B, P, T),
+                                              _per_prompt(g, B, P, T),
                                               name_mask, head)
                             for p, g in zip(captured, grads)]
                 itm = itm.detach()
-        return torch.stack(captured), itm
+        return torch.stack(captured, dim=1), itm  # [B, L, P, N - 1], [B, P]
+
+    def _cross_attention(self, cross, hidden, kv, B, P, T, scale, slot,
+                         captured, gradcam, attention_mask):
+        """One cross-attention of the B*P text sequences to their images.
+        ``slot`` is where a read layer's reduced scores (or, for GradCAM,
+        its probabilities) go in ``captured``; None if not read."""
+        k, v = kv  # [B, H, N, d] each
+        # all prompts of an image against its keys in one product per head
+        q = (cross.self.query(hidden) * scale).view(
+            B, P * T, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, P*T, d]
+        if slot is None:
+            context = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        else:
+            scores = torch.matmul(q, k.transpose(-1, -2))  # [B, H, P*T, N]
+            probs = scores.softmax(dim=-1)
+            captured[slot] = probs if gradcam else reduce_attention(
+                _per_prompt(scores, B, P, T), attention_mask)  # [B, P, N - 1]
+            context = torch.matmul(probs, v)  # [B, H, P*T, d]
+        context = context.transpose(1, 2).reshape(B * P, T, -1)  # [B*P, T, D]
+        return cross.output(context, hidden)
 
     def forward(self, inputs, prompts, layers, itm_reduce='max',
                 map_mode='attention', head=None):
         layers = list(layers)
         image_tokens, grid = self.encode_image(inputs)  # [B, N, Dv]
+        kv = self.cross_kv(image_tokens)
         ids = prompts['input_ids'].to(inputs.device)
         mask = prompts['attention_mask'].to(inputs.device)
         names = prompts['name_mask'].to(inputs.device)
-        attn, itm = [], []
-        for b in range(inputs.shape[0]):
-            kv = self.cross_kv(image_tokens[b:b + 1])
-            parts = []
-            for s in range(0, ids.shape[0], self.prompt_chunk):
-                m = mask[s:s + self.prompt_chunk]
-                # Trim padding beyond this chunk's longest prompt, except for
-                # itm_reduce='max', whose score reads the padding positions
-                # of the whole set's length (real tokens never see padding).
-                t = ids.shape[1] if itm_reduce == 'max' \
-                    else int(m.sum(1).max())
-                parts.append(self.text_forward(
-                    ids[s:s + self.prompt_chunk, :t], m[:, :t], kv, layers,
-                    itm_reduce, map_mode,
-                    names[s:s + self.prompt_chunk, :t], head))
-            attn.append(torch.cat([p[0] for p in parts], dim=1))  # [L, P, N]
-            itm.append(torch.cat([p[1] for p in parts], dim=0))  # [P]
-        return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)
+        parts = []
+        size = balanced_chunk(ids.shape[0], self.prompt_chunk)
+        for s in range(0, ids.shape[0], size):
+            m = mask[s:s + size]
+            # Trim padding beyond this chunk's longest prompt, except for
+            # itm_reduce='max', whose score reads the padding positions
+            # of the whole set's length (real tokens never see padding).
+            t = ids.shape[1] if itm_reduce == 'max' else int(m.sum(1).max())
+            parts.append(self.text_forward(
+                ids[s:s + size, :t], m[:, :t], kv, layers, itm_reduce,
+                map_mode, names[s:s + size, :t], head))
+        return dict(attn=torch.cat([p[0] for p in parts], dim=2),  # [B, L, P, N - 1]
+                    itm=torch.cat([p[1] for p in parts], dim=1),  # [B, P]
+                    grid=grid)

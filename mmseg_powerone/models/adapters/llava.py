@@ -18,7 +18,7 @@ from transformers import DynamicCache
 
 from ...class_names import PromptSet
 from ..utils.maps import gradcam_attention, reduce_attention
-from .base import BaseVLMAdapter, check_prompt_chunk, weights_fingerprint
+from .base import BaseVLMAdapter, balanced_chunk, check_prompt_chunk, weights_fingerprint
 from .loading import load_hf_pretrained
 
 IMAGE_PLACEHOLDER = '<image>'
@@ -333,13 +333,14 @@ class LLaVAAdapter(BaseVLMAdapter):
         for b in range(inputs.shape[0]):
             cache = self.prefix_cache(image_tokens[b], prefix)
             parts = []
-            for s in range(0, ids.shape[0], self.prompt_chunk):
-                m = mask[s:s + self.prompt_chunk]
+            size = balanced_chunk(ids.shape[0], self.prompt_chunk)
+            for s in range(0, ids.shape[0], size):
+                m = mask[s:s + size]
                 t = int(m.sum(1).max())  # trim padding beyond this chunk
                 parts.append(self.text_forward(
-                    cache, prefix.shape[0], ids[s:s + self.prompt_chunk, :t],
+                    cache, prefix.shape[0], ids[s:s + size, :t],
                     m[:, :t], layers, map_mode,
-                    names[s:s + self.prompt_chunk, :t], head))
+                    names[s:s + size, :t], head))
             attn.append(torch.cat([p[0] for p in parts], dim=1).float())  # [L, P, N]
             itm.append(torch.cat([p[1] for p in parts], dim=0).float())  # [P]
         return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)

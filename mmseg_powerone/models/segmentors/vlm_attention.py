@@ -80,7 +80,9 @@ class VLMAttentionSegmentor(BaseSegmentor):
         data_preprocessor: e.g. ``SegDataPreProcessor`` with the VLM's
             mean/std.
         test_cfg: ``dict(mode='whole')`` or ``dict(mode='slide',
-            crop_size=(h, w), stride=(h, w))``; ``max_logits_numel``
+            crop_size=(h, w), stride=(h, w), window_batch=8)`` (crops per
+            pass: batched windows give mmseg's averaged probabilities in
+            fewer passes; 1 runs them one by one); ``max_logits_numel``
             (default 2**28): for originals with more class-map elements
             than this, ``seg_logits`` keep the network's resolution and
             ``pred_sem_seg`` is computed in strips (bounded memory);
@@ -169,6 +171,12 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 "'original' (back to each image's original size, as mmseg) "
                 "or 'input' (the network's input grid, the reference "
                 "code's evaluation).")
+        window_batch = self.test_cfg.get('window_batch', 8)
+        if not isinstance(window_batch, int) or window_batch < 1:
+            raise ValueError(
+                f'test_cfg.window_batch={window_batch!r}: give the number of '
+                'slide windows per pass, a positive integer (1 runs them one '
+                'by one, as mmseg).')
         self.train_cfg = check_train_cfg(train_cfg)
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False

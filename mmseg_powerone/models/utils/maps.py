@@ -79,16 +79,17 @@ def reduce_attention(scores: torch.Tensor, token_mask: torch.Tensor,
     rows of padding tokens, sum over text tokens.
 
     Args:
-        scores: [P, H, T, N] pre-softmax, scaled scores (image [CLS] first).
+        scores: [..., P, H, T, N] pre-softmax, scaled scores (image [CLS]
+            first); leading dimensions (e.g. images) are kept.
         token_mask: [P, T], 1 for real tokens, 0 for padding.
     Returns:
-        [P, N - 1] if ``drop_first`` else [P, N]
+        [..., P, N - 1] if ``drop_first`` else [..., P, N]
     """
-    red = scores.amax(dim=1)  # [P, T, N]
+    red = scores.amax(dim=-3)  # [..., P, T, N]
     if drop_first:
-        red = red[:, :, 1:]
+        red = red[..., 1:]
     red = red * token_mask[:, :, None].to(red.dtype)
-    return red.sum(dim=1)
+    return red.sum(dim=-2)
 
 
 def gradcam_attention(probs: torch.Tensor, grads: torch.Tensor,
@@ -100,18 +101,19 @@ def gradcam_attention(probs: torch.Tensor, grads: torch.Tensor,
     (``drop_first``).
 
     Args:
-        probs: post-softmax text-to-image attention, [P, H, T, N].
-        grads: d(ITM match logit) / d(probs), [P, H, T, N].
+        probs: post-softmax text-to-image attention, [..., P, H, T, N];
+            leading dimensions (e.g. images) are kept.
+        grads: d(ITM match logit) / d(probs), the same shape.
         name_mask: [P, T], 1 on the tokens of the class name.
     Returns:
-        [P, N - 1] (``drop_first``) or [P, N], non-negative
+        [..., P, N - 1] (``drop_first``) or [..., P, N], non-negative
     """
-    cam = probs * grads.clamp(min=0)  # [P, H, T, N]
-    cam = cam.mean(dim=1) if head is None else cam[:, head]  # [P, T, N]
+    cam = probs * grads.clamp(min=0)  # [..., P, H, T, N]
+    cam = cam.mean(dim=-3) if head is None else cam[..., head, :, :]  # [..., P, T, N]
     rows = name_mask.to(cam.dtype)
     rows = rows / rows.sum(dim=1, keepdim=True).clamp(min=1)  # [P, T]
-    cam = (cam * rows[:, :, None]).sum(dim=1)  # [P, N]
-    return cam[:, 1:] if drop_first else cam
+    cam = (cam * rows[:, :, None]).sum(dim=-2)  # [..., P, N]
+    return cam[..., 1:] if drop_first else cam
 
 
 ITM_REDUCE_MODES = ('max', 'max_real', 'first')

@@ -2,7 +2,7 @@
 class list and the scoring grid, mmseg's un-padding and un-flipping, the
 slide-inference window sizes."""
 import warnings
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -138,23 +138,44 @@ def to_predictions(seg_logits: Tensor, data_samples: List, test_cfg,
     return data_samples
 
 
-def slide_inference(encode, inputs: Tensor, num_classes: int,
-                    test_cfg) -> Tensor:
-    """Average the class probabilities ``encode(crop)`` of overlapping crops
-    of ``inputs`` [B, 3, H, W] into [B, C, H, W], as mmseg's EncoderDecoder
-    does (crops larger than the image shrink to it)."""
+def slide_windows(H: int, W: int, test_cfg) -> List[Tuple[int, int, int, int]]:
+    """(y1, y2, x1, x2) of every crop of slide inference over an H x W
+    input, as mmseg's EncoderDecoder places them (crops larger than the
+    image shrink to it, so all windows have one size)."""
     h_stride, w_stride = slide_pair(test_cfg.get('stride'), 'stride')
     h_crop, w_crop = slide_pair(test_cfg.get('crop_size'), 'crop_size')
-    B, _, H, W = inputs.shape
     h_grids = max(H - h_crop + h_stride - 1, 0) // h_stride + 1
     w_grids = max(W - w_crop + w_stride - 1, 0) // w_stride + 1
-    probs = inputs.new_zeros((B, num_classes, H, W))
-    count = inputs.new_zeros((B, 1, H, W))
+    windows = []
     for hi in range(h_grids):
         for wi in range(w_grids):
             y2 = min(hi * h_stride + h_crop, H)
             x2 = min(wi * w_stride + w_crop, W)
-            y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
-            probs[:, :, y1:y2, x1:x2] += encode(inputs[:, :, y1:y2, x1:x2])
+            windows.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+    return windows
+
+
+def slide_inference(encode, inputs: Tensor, num_classes: int,
+                    test_cfg) -> Tensor:
+    """Average the class probabilities ``encode(crops)`` of overlapping
+    crops of ``inputs`` [B, 3, H, W] into [B, C, H, W], as mmseg's
+    EncoderDecoder does. Unlike mmseg's loop, ``test_cfg.window_batch``
+    windows (default 8) go through ``encode`` as one batch (the same
+    probabilities; fewer, larger passes); 1 is mmseg's one-by-one."""
+    per_pass = test_cfg.get('window_batch', 8)
+    if not isinstance(per_pass, int) or per_pass < 1:
+        raise ValueError(f'test_cfg.window_batch must be a positive integer '
+                         f'(windows per pass), got {per_pass!r}.')
+    B, _, H, W = inputs.shape
+    probs = inputs.new_zeros((B, num_classes, H, W))
+    count = inputs.new_zeros((B, 1, H, W))
+    windows = slide_windows(H, W, test_cfg)
+    for s in range(0, len(windows), per_pass):
+        group = windows[s:s + per_pass]
+        crops = torch.cat([inputs[:, :, y1:y2, x1:x2]
+                           for y1, y2, x1, x2 in group])  # [n*B, 3, h, w]
+        out = encode(crops)  # [n*B, C, h, w], window-major
+        for j, (y1, y2, x1, x2) in enumerate(group):
+            probs[:, :, y1:y2, x1:x2] += out[j * B:(j + 1) * B]
             count[:, :, y1:y2, x1:x2] += 1
     return probs / count
