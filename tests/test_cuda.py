@@ -52,6 +52,29 @@ def test_cuda_maps_equal_cpu_maps(vlm_case, map_mode):
                                    msg=lambda m: f'{name}: {m}')
 
 
+@pytest.mark.parametrize('map_mode', ['attention', 'gradcam'])
+def test_cuda_throughput_paths_equal_cpu(vlm_case, map_mode):
+    """The paths large batches take on a GPU: eight images in one text pass,
+    an unread layer's attention through scaled_dot_product_attention (only
+    the last layer read), slide windows batched: the CPU's results."""
+    model = build(vlm_case, map_mode=map_mode, test_cfg=dict(
+        mode='slide', crop_size=(32, 32), stride=(16, 16), window_batch=4))
+    a = model.adapter
+    x = images(8, 48, seed=3)
+    tok = a.prompt_batch(model.prompts)
+    last = [a.num_layers - 1]
+    with torch.no_grad():
+        cpu = a(x, tok, last, map_mode=map_mode)
+        cpu_slide = model.inference(x[:2], [{}, {}])
+        model.cuda()
+        gpu = a(x.cuda(), tok, last, map_mode=map_mode)
+        gpu_slide = model.inference(x[:2].cuda(), [{}, {}])
+    for name in ('attn', 'itm'):
+        torch.testing.assert_close(gpu[name].cpu(), cpu[name], atol=1e-4,
+                                   rtol=1e-4)
+    torch.testing.assert_close(gpu_slide.cpu(), cpu_slide, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize('amp', ['bf16', 'fp16'])
 @pytest.mark.parametrize('map_mode', ['attention', 'gradcam'])
 def test_autocast_inference_stays_close_to_fp32(vlm_case, map_mode, amp):

@@ -195,6 +195,21 @@ def test_predict_is_argmax_of_normalised_upsampled_layer_mean(build_segmentor):
                                torch.ones(48, 80))
 
 
+def test_ensemble_divides_in_place_only_without_grad():
+    from mmseg_powerone.models.utils.maps import ensemble_probs
+    maps = torch.rand(2, 3, 4, 6, 5, generator=torch.Generator().manual_seed(0))
+    up = F.interpolate(maps.mean(1), size=(24, 20), mode='bilinear',
+                       align_corners=True)
+    expected = up / up.sum(1, keepdim=True)
+    with torch.no_grad():  # in place: the very same values
+        assert torch.equal(ensemble_probs(maps, (24, 20), True), expected)
+    leaf = maps.clone().requires_grad_(True)
+    probs = ensemble_probs(leaf, (24, 20), True)  # training: out of place
+    assert torch.equal(probs.detach(), expected)
+    (probs[:, 1] * torch.arange(20.)).sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
+
+
 def test_ensemble_differs_from_single_layers(build_segmentor):
     x = image(seed=6)
     p0 = build_segmentor(layers=[0])._forward(x)

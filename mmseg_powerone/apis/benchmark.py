@@ -14,9 +14,12 @@ prompt with the image keys/values computed once. Beside them, the
 arithmetic floor: the FLOPs the method cannot skip (every image's vision
 forward and cross-attention keys/values, every prompt's text pass over its
 real tokens with the ITM head, GradCAM's backward), counted by torch's
-FlopCounterMode on the real modules, divided by the matmul rate this device
-reaches in the same run for the shapes that dominate; ``ours / arith.`` is
-how far our path is from it. It prints per-image latency, peak memory and
+FlopCounterMode on the real modules (with the default ITM rule 'max', every
+prompt's padding positions, which that score reads), divided by the matmul
+rate this device reaches for the shapes that dominate, measured just before
+and just after our path's timed runs (median of 9 products each, mean of
+the two: a shared machine's speed drifts); ``ours / arith.`` is how far our
+path is from it. It prints per-image latency, peak memory and
 the ratios the performance targets are stated in, and writes
 ``benchmark.json`` and ``benchmark.md`` to ``--out``. Ratios come from one
 run on one machine; absolute times depend on it.
@@ -320,29 +323,43 @@ def matmul_rate(m: int, k: int, n: int, device, amp=None,
     return 2.0 * m * k * n / statistics.median(times)
 
 
-def arithmetic_floor(adapter, tokens, x, layers, mode, itm_reduce, device,
-                     amp):
-    """Seconds per image that the required FLOPs (``required_flops``) take
-    at this device's matmul rate, measured now for each part's dominant
-    shape: the vision MLP's (patch tokens x width x 4 width) and the text
-    MLP's (all images' counted prompt tokens x width x 4 width). Returns the
-    row's fields."""
-    flops = required_flops(adapter, tokens, x, layers, mode, itm_reduce)
-    B = x.shape[0]
+def floor_shapes(adapter, tokens, x, itm_reduce):
+    """The matmul shapes whose rate prices the arithmetic floor: the vision
+    MLP's (patch tokens x width x 4 width) and the text MLP's (all images'
+    counted prompt tokens x width x 4 width)."""
     vision_cfg = adapter.model.config.vision_config
     text_cfg = adapter.model.config.text_config
     patches = (x.shape[2] // adapter.patch_size) * \
         (x.shape[3] // adapter.patch_size) + 1
     mask = tokens['attention_mask']
     counted = mask.numel() if itm_reduce == 'max' else int(mask.sum())
-    vision_rate = matmul_rate(patches, vision_cfg.hidden_size,
-                              vision_cfg.intermediate_size, device, amp)
-    text_rate = matmul_rate(max(counted * B, 1), text_cfg.hidden_size,
-                            text_cfg.intermediate_size, device, amp)
-    seconds = flops['vision'] / vision_rate + flops['text'] / text_rate
+    return dict(vision=(patches, vision_cfg.hidden_size,
+                        vision_cfg.intermediate_size),
+                text=(max(counted * x.shape[0], 1), text_cfg.hidden_size,
+                      text_cfg.intermediate_size))
+
+
+def rates_around(fn, shapes, device, amp):
+    """Run ``fn()`` between two measurements of the matmul rate of each of
+    ``shapes``; the rates are the mean of the two, so that the floor is
+    priced at the speed this (shared) machine had while ``fn`` ran.
+    Returns ``fn()``'s result and the rates."""
+    before = {k: matmul_rate(*s, device, amp) for k, s in shapes.items()}
+    out = fn()
+    after = {k: matmul_rate(*s, device, amp) for k, s in shapes.items()}
+    return out, {k: (before[k] + after[k]) / 2 for k in shapes}
+
+
+def arithmetic_floor(adapter, tokens, x, layers, mode, itm_reduce, rates):
+    """Seconds per image that the required FLOPs (``required_flops``) take
+    at the matmul ``rates`` (FLOP/s) of :func:`floor_shapes`. Returns the
+    row's fields."""
+    flops = required_flops(adapter, tokens, x, layers, mode, itm_reduce)
+    B = x.shape[0]
+    seconds = flops['vision'] / rates['vision'] + flops['text'] / rates['text']
     return dict(gflop=(flops['vision'] + flops['text']) / B / 1e9,
-                vision_gflops_rate=vision_rate / 1e9,
-                text_gflops_rate=text_rate / 1e9,
+                vision_gflops_rate=rates['vision'] / 1e9,
+                text_gflops_rate=rates['text'] / 1e9,
                 arith_floor_s=seconds / B)
 
 
@@ -371,13 +388,15 @@ def measure(args, vlm, size, model_dir):
                     print_row(row)
                     continue
                 timer = StageTimer(seg, args.device)
-                t, peak = timed(lambda: seg.encode_decode(x), args.repeat,
-                                args.device, args.amp, timer)
+                (t, peak), rates = rates_around(
+                    lambda: timed(lambda: seg.encode_decode(x), args.repeat,
+                                  args.device, args.amp, timer),
+                    floor_shapes(adapter, tokens, x, seg.itm_reduce),
+                    args.device, args.amp)
                 row.update(ours_s=t / B, images_per_s=B / t,
                            peak_gib=peak / 2**30)
                 row.update(arithmetic_floor(adapter, tokens, x, layers, mode,
-                                            seg.itm_reduce, args.device,
-                                            args.amp))
+                                            seg.itm_reduce, rates))
                 row['ours_vs_arith_floor'] = row['ours_s'] / \
                     row['arith_floor_s']
                 for stage in ('vision', 'text', 'crf'):
