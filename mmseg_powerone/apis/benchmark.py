@@ -485,9 +485,10 @@ def verdict(name, value):
 
 def markdown(rows, summary, args, device_name):
     lines = [f'Device: {device_name}; torch {torch.__version__}, '
-             f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}. '
-             'Seconds per image (mean of '
-             f'{args.repeat}), peak resident memory.', '']
+             f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}; '
+             f'ITM rule: {args.itm_reduce}. Seconds per image (mean of '
+             f'{args.repeat}), peak resident memory; arith. floor: required '
+             'FLOPs / matmul rate measured around our timed runs.', '']
 
     def f(r, k, fmt='.3f'):
         return format(r[k], fmt) if k in r else ''
