@@ -248,7 +248,7 @@ def test_slide_stitches_overlapping_crops(build_segmentor):
     torch.testing.assert_close(out.sum(1), torch.ones(1, 64, 160))
 
 
-@pytest.mark.parametrize('window_batch', [2, 8])
+@pytest.mark.parametrize('window_batch', [2, 8, 'auto'])
 def test_batched_slide_windows_equal_one_by_one(build_segmentor, window_batch):
     # two images, 2 x 3 windows: batched passes must put every window of
     # every image back in its place
@@ -265,14 +265,27 @@ def test_batched_slide_windows_equal_one_by_one(build_segmentor, window_batch):
     encode_b = batched.encode_decode
     batched.encode_decode = lambda crops, *a: seen.append(len(crops)) or encode_b(crops)
     out = batched.inference(x, [{}, {}])
-    assert seen == ([4, 4, 4] if window_batch == 2 else [12])
+    assert seen == ([4, 4, 4] if window_batch == 2 else [12])  # auto: all 6
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
 
 
-def test_bad_window_batch_is_refused_at_build(build_segmentor):
+@pytest.mark.parametrize('bad', [0, -1, 2.5, True, 'all'])
+def test_bad_window_batch_is_refused_at_build(build_segmentor, bad):
     with pytest.raises(ValueError, match='window_batch'):
         build_segmentor(test_cfg=dict(mode='slide', crop_size=64, stride=32,
-                                      window_batch=0))
+                                      window_batch=bad))
+
+
+def test_auto_window_batch_bounds_the_class_maps_of_a_pass():
+    from mmseg_powerone.models.utils.postprocess import windows_per_pass
+    # one fp32 [windows x batch, C, h, w] map within 512 MiB
+    assert windows_per_pass('auto', 30, 1, 21, (512, 512)) == 24
+    assert windows_per_pass('auto', 30, 1, 171, (512, 512)) == 2
+    assert windows_per_pass('auto', 30, 4, 171, (512, 512)) == 1
+    assert windows_per_pass('auto', 30, 1, 1000, (2048, 2048)) == 1
+    assert windows_per_pass('auto', 6, 1, 3, (64, 64)) == 6  # all of them
+    assert windows_per_pass(8, 6, 1, 3, (64, 64)) == 6
+    assert windows_per_pass(2, 6, 1, 3, (64, 64)) == 2
 
 
 def test_checkpoint_state_leaves_out_pretrained_vlm(build_segmentor):

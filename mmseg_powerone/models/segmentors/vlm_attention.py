@@ -15,7 +15,8 @@ from ...infoscore.score import check_topk
 from ..utils.maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                           prompt_softmax_itm)
 from ..utils.postprocess import (IGNORE_INDEX, PRED_GRIDS, check_labels,
-                                 slide_inference, to_predictions)
+                                 check_window_batch, slide_inference,
+                                 to_predictions)
 from ..utils.tuned_state import (EXTRA_STATE_VERSION, apply_checkpoint_info,
                                  as_config, check_loaded_keys,
                                  check_train_cfg, decode_info,
@@ -80,9 +81,10 @@ class VLMAttentionSegmentor(BaseSegmentor):
         data_preprocessor: e.g. ``SegDataPreProcessor`` with the VLM's
             mean/std.
         test_cfg: ``dict(mode='whole')`` or ``dict(mode='slide',
-            crop_size=(h, w), stride=(h, w), window_batch=8)`` (crops per
-            pass: batched windows give mmseg's averaged probabilities in
-            fewer passes; 1 runs them one by one); ``max_logits_numel``
+            crop_size=(h, w), stride=(h, w), window_batch='auto')``
+            (crops per pass: batched windows give mmseg's averaged
+            probabilities in fewer passes; 'auto' as many as keep a pass's
+            class maps within 512 MiB, 1 one by one); ``max_logits_numel``
             (default 2**28): for originals with more class-map elements
             than this, ``seg_logits`` keep the network's resolution and
             ``pred_sem_seg`` is computed in strips (bounded memory);
@@ -171,12 +173,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 "'original' (back to each image's original size, as mmseg) "
                 "or 'input' (the network's input grid, the reference "
                 "code's evaluation).")
-        window_batch = self.test_cfg.get('window_batch', 8)
-        if not isinstance(window_batch, int) or window_batch < 1:
-            raise ValueError(
-                f'test_cfg.window_batch={window_batch!r}: give the number of '
-                'slide windows per pass, a positive integer (1 runs them one '
-                'by one, as mmseg).')
+        check_window_batch(self.test_cfg.get('window_batch', 'auto'))
         self.train_cfg = check_train_cfg(train_cfg)
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False

@@ -155,21 +155,50 @@ def slide_windows(H: int, W: int, test_cfg) -> List[Tuple[int, int, int, int]]:
     return windows
 
 
+WINDOW_BATCH_BYTES = 512 << 20
+
+
+def windows_per_pass(window_batch, num_windows: int, batch: int,
+                     num_classes: int, crop_hw) -> int:
+    """How many slide windows go through one pass. An integer is taken as
+    is (capped at ``num_windows``); 'auto' takes as many as keep one fp32
+    class-probability map of the pass ([windows x batch, C, h, w]) within
+    512 MiB, at least one (VOC21 at 512 x 512 crops: 24 windows; COCO-Stuff's
+    171 classes: 2), so memory stays near mmseg's one-by-one loop where the
+    class maps are large."""
+    if window_batch == 'auto':
+        per_window = batch * num_classes * crop_hw[0] * crop_hw[1] * 4
+        window_batch = max(1, WINDOW_BATCH_BYTES // per_window)
+    return min(window_batch, num_windows)
+
+
+def check_window_batch(value):
+    if value != 'auto' and (not isinstance(value, int)
+                            or isinstance(value, bool) or value < 1):
+        raise ValueError(
+            f'test_cfg.window_batch={value!r}: give the number of slide '
+            "windows per pass (a positive integer; 1 runs them one by one, "
+            "as mmseg) or 'auto' (the default: as many as keep a pass's "
+            'class maps within 512 MiB).')
+    return value
+
+
 def slide_inference(encode, inputs: Tensor, num_classes: int,
                     test_cfg) -> Tensor:
     """Average the class probabilities ``encode(crops)`` of overlapping
     crops of ``inputs`` [B, 3, H, W] into [B, C, H, W], as mmseg's
-    EncoderDecoder does. Unlike mmseg's loop, ``test_cfg.window_batch``
-    windows (default 8) go through ``encode`` as one batch (the same
-    probabilities; fewer, larger passes); 1 is mmseg's one-by-one."""
-    per_pass = test_cfg.get('window_batch', 8)
-    if not isinstance(per_pass, int) or per_pass < 1:
-        raise ValueError(f'test_cfg.window_batch must be a positive integer '
-                         f'(windows per pass), got {per_pass!r}.')
+    EncoderDecoder does. Unlike mmseg's loop, several windows go through
+    ``encode`` as one batch (:func:`windows_per_pass` of
+    ``test_cfg.window_batch``): the same probabilities in fewer, larger
+    passes."""
     B, _, H, W = inputs.shape
     probs = inputs.new_zeros((B, num_classes, H, W))
     count = inputs.new_zeros((B, 1, H, W))
     windows = slide_windows(H, W, test_cfg)
+    y1, y2, x1, x2 = windows[0]
+    per_pass = windows_per_pass(
+        check_window_batch(test_cfg.get('window_batch', 'auto')),
+        len(windows), B, num_classes, (y2 - y1, x2 - x1))
     for s in range(0, len(windows), per_pass):
         group = windows[s:s + per_pass]
         crops = torch.cat([inputs[:, :, y1:y2, x1:x2]
