@@ -162,13 +162,13 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         """
         P, T = input_ids.shape
         B = kv[0][0].shape[0]
-        H, d = self.num_heads, self.head_dim
-        scale = 1.0 / math.sqrt(d)
+        scale = 1.0 / math.sqrt(self.head_dim)
         gradcam = map_mode == 'gradcam'
         read = {self.cross_layer_ids[l]: j for j, l in enumerate(layers)}
         first_read = min(read)
         cross_index = {l: j for j, l in enumerate(self.cross_layer_ids)}
         captured = [None] * len(layers)
+        per_image = False  # hidden holds [P, ...] until the first image
         hidden = self.embed_text(input_ids)  # [P, T, D]
         # additive mask over keys for the text self-attention: [P, 1, 1, T]
         self_mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) \
@@ -182,9 +182,10 @@ class FusionEncoderAdapter(BaseVLMAdapter):
                     else contextlib.nullcontext():
                 hidden = layer.attention(hidden, attention_mask=self_mask)[0]
                 if i in cross_index:
-                    if hidden.shape[0] == P:  # the first image-dependent step
+                    if not per_image and B > 1:  # the first image-dependent step
                         hidden = hidden.repeat(B, 1, 1)  # [B*P, T, D]
                         self_mask = self_mask.repeat(B, 1, 1, 1)  # [B*P, 1, 1, T]
+                    per_image = True
                     hidden = self._cross_attention(
                         layer.crossattention, hidden, kv[cross_index[i]],
                         B, P, T, scale, read.get(i), captured, gradcam,
