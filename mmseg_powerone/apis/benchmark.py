@@ -40,7 +40,8 @@ from collections import defaultdict
 import torch
 
 from ..class_names import read_class_file
-from ..testing.reference import floor, naive_forward, required_flops
+from ..testing.reference import (counted_lengths, floor, naive_forward,
+                                 required_flops)
 from ..utils import atomic_write
 from ..utils.cli import tool_parser
 from ..utils.report import markdown_table
@@ -331,8 +332,7 @@ def floor_shapes(adapter, tokens, x, itm_reduce):
     text_cfg = adapter.model.config.text_config
     patches = (x.shape[2] // adapter.patch_size) * \
         (x.shape[3] // adapter.patch_size) + 1
-    mask = tokens['attention_mask']
-    counted = mask.numel() if itm_reduce == 'max' else int(mask.sum())
+    counted = sum(counted_lengths(tokens['attention_mask'], itm_reduce))
     return dict(vision=(patches, vision_cfg.hidden_size,
                         vision_cfg.intermediate_size),
                 text=(max(counted * x.shape[0], 1), text_cfg.hidden_size,

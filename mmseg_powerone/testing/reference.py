@@ -39,6 +39,15 @@ def naive_forward(adapter, tokens, x, layers, itm_reduce='max',
     return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)
 
 
+def counted_lengths(attention_mask, itm_reduce) -> list:
+    """Token positions of each prompt's text pass that the ITM rule reads:
+    the real tokens, or with 'max' every position of the padded set
+    (:func:`~mmseg_powerone.models.utils.maps.reduce_itm`)."""
+    if itm_reduce == 'max':
+        return [attention_mask.shape[1]] * attention_mask.shape[0]
+    return [int(n) for n in attention_mask.sum(1).tolist()]
+
+
 def required_flops(adapter, tokens, x, layers, map_mode='attention',
                    itm_reduce='max_real'):
     """FLOPs of the work no implementation of the method can skip, counted
@@ -65,8 +74,7 @@ def required_flops(adapter, tokens, x, layers, map_mode='attention',
     ids = tokens['input_ids'].to(x.device)
     mask = tokens['attention_mask'].to(x.device)
     names = tokens['name_mask'].to(x.device)
-    lengths = [ids.shape[1] if itm_reduce == 'max' else int(n)
-               for n in mask.sum(1).tolist()]
+    lengths = counted_lengths(mask, itm_reduce)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         image_tokens, _ = adapter.encode_image(x[:1])
         kv = adapter.cross_kv(image_tokens)

@@ -186,10 +186,11 @@ class FusionEncoderAdapter(BaseVLMAdapter):
                         hidden = hidden.repeat(B, 1, 1)  # [B*P, T, D]
                         self_mask = self_mask.repeat(B, 1, 1, 1)  # [B*P, 1, 1, T]
                     per_image = True
-                    hidden = self._cross_attention(
+                    hidden, capture = self._cross_attention(
                         layer.crossattention, hidden, kv[cross_index[i]],
-                        B, P, T, scale, read.get(i), captured, gradcam,
-                        attention_mask)
+                        B, P, T, scale, i in read, gradcam, attention_mask)
+                    if i in read:
+                        captured[read[i]] = capture
                 hidden = layer.feed_forward_chunk(hidden)
         with torch.enable_grad() if gradcam else contextlib.nullcontext():
             if itm_reduce == 'first':  # only the first token's score is read
@@ -207,25 +208,27 @@ class FusionEncoderAdapter(BaseVLMAdapter):
                 itm = itm.detach()
         return torch.stack(captured, dim=1), itm  # [B, L, P, N - 1], [B, P]
 
-    def _cross_attention(self, cross, hidden, kv, B, P, T, scale, slot,
-                         captured, gradcam, attention_mask):
+    def _cross_attention(self, cross, hidden, kv, B, P, T, scale, read,
+                         gradcam, attention_mask):
         """One cross-attention of the B*P text sequences to their images.
-        ``slot`` is where a read layer's reduced scores (or, for GradCAM,
-        its probabilities) go in ``captured``; None if not read."""
+        Returns the new hidden states and, for a ``read`` layer, its reduced
+        scores [B, P, N - 1] (GradCAM: its probabilities [B, H, P*T, N]);
+        None otherwise."""
         k, v = kv  # [B, H, N, d] each
         # all prompts of an image against its keys in one product per head
         q = (cross.self.query(hidden) * scale).view(
             B, P * T, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, P*T, d]
-        if slot is None:
+        capture = None
+        if not read:
             context = F.scaled_dot_product_attention(q, k, v, scale=1.0)
         else:
             scores = torch.matmul(q, k.transpose(-1, -2))  # [B, H, P*T, N]
             probs = scores.softmax(dim=-1)
-            captured[slot] = probs if gradcam else reduce_attention(
+            capture = probs if gradcam else reduce_attention(
                 _per_prompt(scores, B, P, T), attention_mask)  # [B, P, N - 1]
             context = torch.matmul(probs, v)  # [B, H, P*T, d]
         context = context.transpose(1, 2).reshape(B * P, T, -1)  # [B*P, T, D]
-        return cross.output(context, hidden)
+        return cross.output(context, hidden), capture
 
     def forward(self, inputs, prompts, layers, itm_reduce='max',
                 map_mode='attention', head=None):

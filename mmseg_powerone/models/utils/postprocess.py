@@ -195,10 +195,10 @@ def slide_inference(encode, inputs: Tensor, num_classes: int,
     probs = inputs.new_zeros((B, num_classes, H, W))
     count = inputs.new_zeros((B, 1, H, W))
     windows = slide_windows(H, W, test_cfg)
-    y1, y2, x1, x2 = windows[0]
+    top, bottom, left, right = windows[0]  # every window has this size
     per_pass = windows_per_pass(
         check_window_batch(test_cfg.get('window_batch', 'auto')),
-        len(windows), B, num_classes, (y2 - y1, x2 - x1))
+        len(windows), B, num_classes, (bottom - top, right - left))
     for s in range(0, len(windows), per_pass):
         group = windows[s:s + per_pass]
         crops = torch.cat([inputs[:, :, y1:y2, x1:x2]
