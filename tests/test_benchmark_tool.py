@@ -73,6 +73,7 @@ def test_required_flops_are_counted_on_the_real_modules(build_segmentor, mode):
     once), GradCAM's include its backward, 'max' counts the padding it
     reads, and never exceed what our path does for the same maps (counted
     the same way)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
     from mmseg_powerone.testing.reference import required_flops
     # 'kitten' and 'potted plant' are several word pieces: padded prompts
@@ -84,19 +85,49 @@ def test_required_flops_are_counted_on_the_real_modules(build_segmentor, mode):
     two = required_flops(seg.adapter, tokens, x, [0, 1, 2], mode)
     assert two['vision'] == 2 * one['vision'] > 0
     assert one['text'] < two['text'] < 2 * one['text']
-    with FlopCounterMode(display=False) as counter:
+    # our path counted the same way (attention products through the
+    # math backend, which the counter sees)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         seg.vlm(x, tokens, [0, 1, 2], itm_reduce='max_real', map_mode=mode)
     assert two['vision'] + two['text'] <= counter.get_total_flops()
     assert (tokens['attention_mask'] == 0).any(), 'fixture must have padding'
     padded = required_flops(seg.adapter, tokens, x, [0, 1, 2], mode, 'max')
     assert padded['vision'] == two['vision'] and padded['text'] > two['text']
-    with FlopCounterMode(display=False) as counter:
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         seg.vlm(x, tokens, [0, 1, 2], itm_reduce='max', map_mode=mode)
     assert padded['vision'] + padded['text'] <= counter.get_total_flops()
     if mode == 'gradcam':
         forward_only = required_flops(seg.adapter, tokens, x, [0, 1, 2],
                                       'attention')
         assert two['text'] > forward_only['text']
+
+
+def test_required_flops_count_fused_attention_products(build_segmentor):
+    """Attention products run by a fused ``scaled_dot_product_attention``
+    kernel are counted (torch's counter gives the CPU kernel zero FLOPs):
+    the vision side equals a count by hand of BLIP's vision encoder, and
+    the text side's cross-attention products are there whichever layers
+    are read (a read layer computes its scores explicitly, the others
+    through SDPA)."""
+    from mmseg_powerone.testing.reference import required_flops
+    seg = build_segmentor()
+    adapter, tokens = seg.adapter, seg.prompt_tokens()
+    x = torch.randn(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    cfg = adapter.model.config
+    D, I = cfg.vision_config.hidden_size, cfg.vision_config.intermediate_size
+    p = adapter.patch_size
+    N = (48 // p) * (64 // p) + 1
+    per_layer = 2 * N * (3 * D * D + D * D + 2 * D * I) + 4 * N * N * D
+    patch = 2 * (N - 1) * 3 * p * p * D
+    Dt = cfg.text_config.hidden_size
+    kv = adapter.num_layers * 2 * 2 * N * D * Dt
+    flops = required_flops(adapter, tokens, x, [0], 'attention', 'max')
+    assert flops['vision'] == \
+        cfg.vision_config.num_hidden_layers * per_layer + patch + kv
+    # reading another layer moves its products from SDPA to explicit
+    # matmuls: the same count either way
+    assert required_flops(adapter, tokens, x, [0, 1, 2], 'attention',
+                          'max')['text'] == flops['text']
 
 
 def test_benchmark_rejects_bad_arguments(tmp_path):
