@@ -3,6 +3,7 @@ tiny models in their official formats) must pass it. Adding a VLM means
 adding it to ``vlm_case`` in conftest.py and making this file pass
 (docs/en/adding_a_vlm.md)."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -95,6 +96,64 @@ def test_a_layers_map_does_not_depend_on_which_others_are_read(vlm_case,
                                        atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(alone['itm'], full['itm'], atol=1e-6,
                                        rtol=1e-5)
+
+
+@pytest.mark.parametrize('map_mode', ['attention', 'gradcam'])
+def test_compiled_modules_give_the_same_maps(vlm_case, map_mode):
+    """``compile=`` compiles every module the adapter lists, in place
+    (parameter names unchanged), and the maps, matching scores and
+    GradCAM's backward through the compiled parts stay those of eager.
+    Dynamo traces each module here; its 'eager' backend runs the traced
+    graphs as they are (the slow test runs inductor's kernels)."""
+    import torch._dynamo
+    torch._dynamo.reset()
+    eager = build(vlm_case, map_mode=map_mode)
+    compiled = build(vlm_case, map_mode=map_mode,
+                     compile=dict(backend='eager', dynamic=False))
+    targets = compiled.adapter.compile_targets()
+    assert targets and all(m._compiled_call_impl is not None for m in targets)
+    assert all(m._compiled_call_impl is None
+               for m in eager.adapter.compile_targets())
+    assert list(compiled.state_dict(keep_vars=True)) == \
+        list(eager.state_dict(keep_vars=True))
+    x = images(2, 32, seed=5)
+    tok = eager.adapter.prompt_batch(eager.prompts)
+    layers = [0, eager.adapter.num_layers - 1]
+    from torch._dynamo.utils import counters
+    counters.clear()
+    with torch.no_grad():
+        want = eager.adapter(x, tok, layers, map_mode=map_mode)
+        assert not counters['stats']['unique_graphs']
+        got = compiled.adapter(x, tok, layers, map_mode=map_mode)
+    assert counters['stats']['unique_graphs'] > 0  # dynamo did trace them
+    torch.testing.assert_close(got['attn'], want['attn'], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got['itm'], want['itm'], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which('g++') is None and shutil.which('c++') is None,
+                    reason="inductor's CPU kernels need a C++ compiler")
+def test_inductor_compiled_segmentor_gives_the_same_maps(build_segmentor):
+    """The default backend (inductor: generated, fused kernels) on the
+    segmentor's whole map path, twice (the second call reuses the compiled
+    code): the same seg logits as eager."""
+    import torch._dynamo
+    torch._dynamo.reset()
+    eager = build_segmentor(layers=[0, 2])
+    compiled = build_segmentor(layers=[0, 2], compile=dict(dynamic=False))
+    x = images(2, 48, seed=6)
+    with torch.no_grad():
+        want = eager.encode_decode(x)
+        for _ in range(2):
+            torch.testing.assert_close(compiled.encode_decode(x), want,
+                                       atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize('value', ['yes', 3, dict(mode='fastest'),
+                                   dict(fullgraph='no', foo=1)])
+def test_bad_compile_option_is_refused_at_build(build_segmentor, value):
+    with pytest.raises(ValueError, match='compile='):
+        build_segmentor(compile=value)
 
 
 @pytest.mark.parametrize('map_mode', ['attention', 'gradcam'])

@@ -185,6 +185,22 @@ def test_dataset_benchmark_runs_the_test_tool_path(tmp_path):
         (tmp_path / 'out' / 'dataset.md').read_text()
 
 
+def test_benchmark_compile_flag_builds_compiled_segmentors(tmp_path):
+    """--compile MODE builds the measured segmentor with
+    compile=dict(mode=MODE): every module the adapter lists is compiled."""
+    from mmseg_powerone.apis.benchmark import build, parse_args, save_model
+    assert parse_args(['--compile', 'reduce-overhead']).compile == \
+        'reduce-overhead'
+    model_dir = save_model('tiny', 64, str(tmp_path))
+    seg = build(model_dir, 21, 'attention', 64, False, 'cpu',
+                compile_mode='default')
+    assert all(m._compiled_call_impl is not None
+               for m in seg.adapter.compile_targets())
+    plain = build(model_dir, 21, 'attention', 64, False, 'cpu')
+    assert all(m._compiled_call_impl is None
+               for m in plain.adapter.compile_targets())
+
+
 def test_gpu_check_script_is_ready_to_run(tmp_path):
     """tools/gpu_check.sh (run where a GPU is lent): valid bash, every step
     with a time limit, and every benchmark command parses. Run with a fake
@@ -196,7 +212,8 @@ def test_gpu_check_script_is_ready_to_run(tmp_path):
     subprocess.run(['bash', '-n', path], check=True)
     text = open(path).read().replace('\\\n', ' ')
     commands = re.findall(r'^step (\S+) (\d+) (.*)$', text, re.M)
-    assert [c[0] for c in commands] == ['test_cuda', 'sweep', 'dataset']
+    assert [c[0] for c in commands] == ['test_cuda', 'sweep', 'compiled',
+                                        'dataset']
     assert sum(int(c[1]) for c in commands) <= 8 * 60
     for _, _, command in commands:
         words = command.split()
@@ -212,6 +229,6 @@ def test_gpu_check_script_is_ready_to_run(tmp_path):
                    env=dict(os.environ, PYTHON=str(fake)))
     summary = (out / 'summary.txt').read_text().splitlines()
     assert [line.split()[0] for line in summary] == [
-        'test_cuda', 'sweep', 'dataset']
+        'test_cuda', 'sweep', 'compiled', 'dataset']
     assert all('rc=0' in line for line in summary)
     assert '--dataset' in (out / 'dataset.log').read_text()

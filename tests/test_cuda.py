@@ -75,6 +75,21 @@ def test_cuda_throughput_paths_equal_cpu(vlm_case, map_mode):
     torch.testing.assert_close(gpu_slide.cpu(), cpu_slide, atol=1e-4, rtol=1e-4)
 
 
+def test_cuda_graph_compiled_segmentor_equals_cpu(vlm_case):
+    """compile=dict(mode='reduce-overhead'): inductor kernels replayed as
+    CUDA graphs on the GPU, fp32, three calls (capture, then replays):
+    the CPU eager path's seg logits each time."""
+    import torch._dynamo
+    torch._dynamo.reset()
+    x = images(4, 48, seed=7)
+    with torch.no_grad():
+        cpu = build(vlm_case).encode_decode(x)
+        model = build(vlm_case, compile=dict(mode='reduce-overhead')).cuda()
+        for _ in range(3):
+            torch.testing.assert_close(model.encode_decode(x.cuda()).cpu(),
+                                       cpu, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize('amp', ['bf16', 'fp16'])
 @pytest.mark.parametrize('map_mode', ['attention', 'gradcam'])
 def test_autocast_inference_stays_close_to_fp32(vlm_case, map_mode, amp):

@@ -4,7 +4,7 @@ of the real checkpoints' sizes (no downloads).
 
     python tools/benchmark.py [--vlm large] [--size 512] [--prompts 1 21 49 200]
         [--batch 1 4] [--modes attention gradcam] [--repeat 2] [--crf]
-        [--device cpu] [--amp bf16] [--out work_dirs/benchmark]
+        [--device cpu] [--amp bf16] [--compile MODE] [--out work_dirs/benchmark]
 
 For each setting it times (a) our path, ``VLMAttentionSegmentor.encode_decode``
 with its breakdown (vision, text, map building, CRF), (b) a naive loop that
@@ -93,6 +93,12 @@ def parse_args(argv=None):
     p.add_argument('--amp', choices=['bf16', 'fp16'], default=None,
                    help='autocast dtype (GPU inference)')
     p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--compile', default=None, metavar='MODE',
+                   choices=['default', 'reduce-overhead', 'max-autotune'],
+                   help="build the segmentor with compile=dict(mode=MODE) "
+                   "(torch.compile of the adapter's fixed-shape modules; "
+                   "'reduce-overhead' replays CUDA graphs); each setting's "
+                   'warm-up run compiles')
     p.add_argument('--adapt', action='store_true',
                    help='instead: time PowerOneInferencer.adapt on the '
                    "embedded world's one-shot draw 0 (the tiny BLIP) beside "
@@ -173,7 +179,7 @@ def save_model(vlm, size, out_dir):
 
 
 def build(model_dir, num_prompts, mode, chunk, crf, device,
-          itm_reduce='max'):
+          itm_reduce='max', compile_mode=None):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
@@ -183,6 +189,7 @@ def build(model_dir, num_prompts, mode, chunk, crf, device,
         vlm=dict(type='BLIPAdapter', pretrained=model_dir, prompt_chunk=chunk),
         class_names=names, has_background=has_bg, layers=[6, 8],
         map_mode=mode, itm_reduce=itm_reduce,
+        compile=dict(mode=compile_mode) if compile_mode else None,
         crf=dict(type='ConvCRF') if crf else None))
     return seg.to(device).eval()
 
@@ -369,7 +376,7 @@ def measure(args, vlm, size, model_dir):
     for mode in args.modes:
         for P in args.prompts:
             seg = build(model_dir, P, mode, args.prompt_chunk, args.crf,
-                        args.device, args.itm_reduce)
+                        args.device, args.itm_reduce, args.compile)
             layers = seg.layers
             tokens = seg.prompt_tokens()
             adapter = seg.adapter
@@ -486,7 +493,7 @@ def verdict(name, value):
 def markdown(rows, summary, args, device_name):
     lines = [f'Device: {device_name}; torch {torch.__version__}, '
              f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}; '
-             f'ITM rule: {args.itm_reduce}. Seconds per image (mean of '
+             f'compile: {args.compile or "off"}; ITM rule: {args.itm_reduce}. Seconds per image (mean of '
              f'{args.repeat}), peak resident memory; arith. floor: required '
              'FLOPs / matmul rate measured around our timed runs.', '']
 
@@ -660,6 +667,8 @@ def dataset_benchmark(args, device_name):
         model_dir = save_model(vlm, 512, os.path.join(tmp, 'model'))
         cfg = load_config(VOC_CONFIG)
         cfg.model.vlm.pretrained = model_dir
+        if args.compile:
+            cfg.model.compile = dict(mode=args.compile)
         cfg.work_dir = os.path.join(tmp, 'work')
         loader = cfg.test_dataloader
         loader.dataset.data_root = voc
@@ -689,8 +698,8 @@ def dataset_benchmark(args, device_name):
          ['ratio whole dataset / model alone',
           f'{dataset_ips / model_ips:.2f}']])
     text = (f'Device: {device_name}; torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}. '
-            f'VOC21 paper config, BLIP-{vlm} geometry.\n\n' + table + '\n')
+            f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}; '
+            f'compile: {args.compile or "off"}. VOC21 paper config, BLIP-{vlm} geometry.\n\n' + table + '\n')
     result = dict(device=device_name, images=args.num_images, batch=batch,
                   workers=args.workers, dataset_images_per_s=dataset_ips,
                   model_images_per_s=model_ips, mIoU=float(metrics['mIoU']))

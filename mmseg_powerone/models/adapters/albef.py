@@ -64,6 +64,10 @@ class ALBEFAdapter(FusionEncoderAdapter):
                         self.model.itm_head.weight,
                         self.model.visual_encoder.patch_embed.proj.weight))
 
+    @property
+    def vision_encoder(self) -> torch.nn.Module:
+        return self.model.visual_encoder
+
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         grid = (inputs.shape[2] // self.patch_size,
                 inputs.shape[3] // self.patch_size)

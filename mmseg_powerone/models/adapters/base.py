@@ -4,7 +4,7 @@ An adapter hides one VLM's internals behind the few calls the segmentor
 needs. It knows nothing of datasets or classes beyond the prompts it gets.
 """
 import hashlib
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -26,6 +26,25 @@ def check_prompt_chunk(prompt_chunk) -> int:
         raise ValueError(f'prompt_chunk must be a positive integer, got '
                          f'{prompt_chunk!r}.')
     return prompt_chunk
+
+
+def check_compile(value) -> Optional[dict]:
+    """The segmentor's ``compile`` setting as ``torch.compile`` keywords
+    (None: nothing compiled), checked by torch itself on a trivial function
+    so that bad options fail at build, before any module is touched."""
+    if value is None or value is False:
+        return None
+    options = {} if value is True else value
+    if not isinstance(options, dict):
+        raise ValueError(
+            f'compile={value!r}: give True or a dict of torch.compile '
+            "keywords, e.g. dict(mode='reduce-overhead') on CUDA.")
+    try:
+        torch.compile(lambda x: x, **options)
+    except Exception as e:  # TypeError, RuntimeError, InvalidBackend, ...
+        raise ValueError(f'compile={dict(options)!r} is not accepted by '
+                         f'torch.compile: {e}') from e
+    return dict(options)
 
 
 def balanced_chunk(num_prompts: int, prompt_chunk: int) -> int:
@@ -117,6 +136,24 @@ class BaseVLMAdapter(BaseModule):
         row = self.offset_row[input_ids]  # [P, T], -1: token without offset
         offset = self.token_offsets[row.clamp(min=0)]  # [P, T, D]
         return words + torch.where((row >= 0)[..., None], offset.to(words.dtype), 0.0)
+
+    def compile_targets(self) -> List[torch.nn.Module]:
+        """The modules :meth:`compile_modules` compiles: those that run
+        with the same shapes call after call (the image encoder; per-layer
+        pieces of the text side), where ``torch.compile`` fuses the
+        elementwise steps and, with ``mode='reduce-overhead'`` on CUDA,
+        replays them as CUDA graphs instead of launching kernel by kernel."""
+        raise NotImplementedError(
+            f'{type(self).__name__} does not list modules to compile; '
+            'implement compile_targets() or build the segmentor without '
+            '`compile`.')
+
+    def compile_modules(self, **options) -> None:
+        """``torch.compile`` each of :meth:`compile_targets` in place
+        (``nn.Module.compile``: parameter names, checkpoints and tuning
+        are unchanged) with ``options`` (``torch.compile``'s keywords)."""
+        for module in self.compile_targets():
+            module.compile(**options)
 
     def prompt_batch(self, prompts: PromptSet) -> Dict[str, torch.Tensor]:
         """Tokenise every prompt of ``prompts`` once; the result is passed

@@ -66,6 +66,10 @@ class BLIPAdapter(FusionEncoderAdapter):
                         self.model.itm_head.weight,
                         self.model.vision_model.embeddings.patch_embedding.weight))
 
+    @property
+    def vision_encoder(self) -> torch.nn.Module:
+        return self.model.vision_model
+
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         out = self.model.vision_model(
             pixel_values=inputs, interpolate_pos_encoding=True)

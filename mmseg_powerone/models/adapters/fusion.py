@@ -56,8 +56,10 @@ class FusionEncoderAdapter(BaseVLMAdapter):
     provide (the defaults read ``model.text_encoder`` and ``model.itm_head``)
     ``text_layers`` (each with
     ``attention(hidden, attention_mask=additive)[0]``,
-    ``feed_forward_chunk`` and, on fusion layers, ``crossattention`` with
-    ``self.query/key/value`` and ``output(context, residual)``),
+    ``feed_forward_chunk`` (through ``intermediate`` and ``output``) and,
+    on fusion layers, ``crossattention`` with ``self.query/key/value`` and
+    ``output(context, residual)``), ``vision_encoder`` (the module
+    :meth:`encode_image` runs),
     ``text_embeddings`` (``word_embeddings``; callable with ``input_ids=``
     or ``inputs_embeds=``), ``itm_head`` (read at the first token) and
     :meth:`encode_image`.
@@ -89,6 +91,23 @@ class FusionEncoderAdapter(BaseVLMAdapter):
     @property
     def itm_head(self) -> torch.nn.Linear:
         return self.model.itm_head
+
+    @property
+    def vision_encoder(self) -> torch.nn.Module:
+        """The module :meth:`encode_image` runs (compiled as a whole)."""
+        raise NotImplementedError
+
+    def compile_targets(self) -> List[torch.nn.Module]:
+        """The image encoder, and per text layer what :meth:`text_forward`
+        calls as a whole: the self-attention, the feed-forward pieces and
+        the cross-attention's output projection (its scores are computed
+        here, around the compiled parts)."""
+        targets = [self.vision_encoder]
+        for layer in self.text_layers:
+            targets += [layer.attention, layer.intermediate, layer.output]
+            if hasattr(layer, 'crossattention'):
+                targets.append(layer.crossattention.output)
+        return targets
 
     # ----------------------------------------------------------- tuning
     def attention_module(self, layer: int) -> torch.nn.Module:

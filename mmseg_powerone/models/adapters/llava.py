@@ -152,6 +152,13 @@ class LLaVAAdapter(BaseVLMAdapter):
                         self.model.model.multi_modal_projector.linear_1.weight,
                         self.model.model.vision_tower.get_input_embeddings().weight))
 
+    def compile_targets(self) -> List[torch.nn.Module]:
+        """The vision tower and the projector (fixed shapes per image size).
+        The decoder layers are not compiled: the maps are read from them by
+        hooks registered per pass, which a compiled module would retrace."""
+        return [self.model.model.vision_tower,
+                self.model.model.multi_modal_projector]
+
     def attention_module(self, layer: int) -> torch.nn.Module:
         # the decoder self-attention is what reads the image tokens
         return self.decoder_layers[layer].self_attn

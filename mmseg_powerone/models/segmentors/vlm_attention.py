@@ -12,6 +12,7 @@ from torch import Tensor
 from ...class_names import (DEFAULT_TEMPLATES, PromptSet, build_prompts,
                             class_palette)
 from ...infoscore.score import check_topk
+from ..adapters.base import check_compile
 from ..utils.maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
                           prompt_softmax_itm)
 from ..utils.postprocess import (IGNORE_INDEX, PRED_GRIDS, check_labels,
@@ -78,6 +79,12 @@ class VLMAttentionSegmentor(BaseSegmentor):
         crf: optional refinement of the test-time probabilities, e.g.
             ``dict(type='ConvCRF', filter_size=15, blur=4, iters=20)`` (the
             reference's); not applied to the training loss.
+        compile: ``torch.compile`` the adapter's fixed-shape modules (its
+            ``compile_targets``: the image encoder, per-layer text pieces),
+            in place: True, or a dict of ``torch.compile`` keywords, e.g.
+            ``dict(mode='reduce-overhead')`` (CUDA graphs) on a GPU. The
+            first batch of each new shape compiles; checkpoints and
+            parameter names are unchanged. None (default): eager.
         data_preprocessor: e.g. ``SegDataPreProcessor`` with the VLM's
             mean/std.
         test_cfg: ``dict(mode='whole')`` or ``dict(mode='slide',
@@ -116,6 +123,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
                  gradcam_head: Optional[int] = None,
                  align_corners: bool = True,
                  crf: OptConfigType = None,
+                 compile: Union[bool, dict, None] = None,
                  data_preprocessor: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  train_cfg: OptConfigType = None,
@@ -130,6 +138,9 @@ class VLMAttentionSegmentor(BaseSegmentor):
             raise ValueError(f'map_mode={map_mode!r} is not supported; use '
                              f'one of {MAP_MODES}.')
         self.vlm = MODELS.build(vlm)
+        compile_options = check_compile(compile)
+        if compile_options is not None:
+            self.adapter.compile_modules(**compile_options)
         self.prompts = build_prompts(class_names, prompt_templates,
                                      multi_prompt, has_background)
         # what mmseg's APIs and visualiser read (init_model sets it from a
