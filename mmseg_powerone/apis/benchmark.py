@@ -493,9 +493,10 @@ def verdict(name, value):
 def markdown(rows, summary, args, device_name):
     lines = [f'Device: {device_name}; torch {torch.__version__}, '
              f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}; '
-             f'compile: {args.compile or "off"}; ITM rule: {args.itm_reduce}. Seconds per image (mean of '
-             f'{args.repeat}), peak resident memory; arith. floor: required '
-             'FLOPs / matmul rate measured around our timed runs.', '']
+             f'compile: {args.compile or "off"}; ITM rule: {args.itm_reduce}. '
+             f'Seconds per image (mean of {args.repeat}), peak resident '
+             'memory; arith. floor: required FLOPs / matmul rate measured '
+             'around our timed runs.', '']
 
     def f(r, k, fmt='.3f'):
         return format(r[k], fmt) if k in r else ''
@@ -699,7 +700,8 @@ def dataset_benchmark(args, device_name):
           f'{dataset_ips / model_ips:.2f}']])
     text = (f'Device: {device_name}; torch {torch.__version__}, '
             f'{torch.get_num_threads()} threads; amp: {args.amp or "off"}; '
-            f'compile: {args.compile or "off"}. VOC21 paper config, BLIP-{vlm} geometry.\n\n' + table + '\n')
+            f'compile: {args.compile or "off"}. VOC21 paper config, '
+            f'BLIP-{vlm} geometry.\n\n' + table + '\n')
     result = dict(device=device_name, images=args.num_images, batch=batch,
                   workers=args.workers, dataset_images_per_s=dataset_ips,
                   model_images_per_s=model_ips, mIoU=float(metrics['mIoU']))

@@ -137,8 +137,8 @@ class VLMAttentionSegmentor(BaseSegmentor):
         if map_mode not in MAP_MODES:
             raise ValueError(f'map_mode={map_mode!r} is not supported; use '
                              f'one of {MAP_MODES}.')
+        compile_options = check_compile(compile)  # before loading the VLM
         self.vlm = MODELS.build(vlm)
-        compile_options = check_compile(compile)
         if compile_options is not None:
             self.adapter.compile_modules(**compile_options)
         self.prompts = build_prompts(class_names, prompt_templates,
