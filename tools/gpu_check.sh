@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check in one call, for a session that is lent a GPU (its device
 # time is short): the CUDA tests, the GPU benchmark sweep (BLIP-large at
-# 512 px, bf16; batch 1 8 32 64; P = 21 49 171), the same at P = 21 with
+# 512 px, bf16; batch 1 8 32 64; P = 21 49 171), P = 21 at batch 64 with
 # compile=dict(mode='reduce-overhead') (CUDA graphs), and the whole-dataset run
 # (tools/test.py's path over 1,449 generated VOC-sized JPEGs), each with its
 # own time limit, everything written under OUT (default work_dirs/gpu_check):
@@ -34,7 +34,7 @@ step sweep 180 "$PYTHON" tools/benchmark.py --device cuda --amp bf16 \
     --modes attention --repeat 3 --out "$OUT/sweep"
 step compiled 100 "$PYTHON" tools/benchmark.py --device cuda --amp bf16 \
     --compile reduce-overhead --vlm large --size 512 --prompts 21 \
-    --batch 32 64 --modes attention --repeat 3 --out "$OUT/compiled"
+    --batch 64 --modes attention --repeat 3 --out "$OUT/compiled"
 step dataset 100 "$PYTHON" tools/benchmark.py --dataset --device cuda \
     --amp bf16 --vlm large --num-images 1449 --batch 32 --workers 8 \
     --repeat 3 --out "$OUT/dataset"
