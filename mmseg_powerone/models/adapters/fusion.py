@@ -241,9 +241,7 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         if not read:
             context = F.scaled_dot_product_attention(q, k, v, scale=1.0)
         else:
-            # K^T made contiguous first ([B, H, d, N], one small copy):
-            # the product over its strided view ran at under half the rate
-            scores = torch.matmul(q, k.transpose(-1, -2).contiguous())  # [B, H, P*T, N]
+            scores = torch.matmul(q, k.transpose(-1, -2))  # [B, H, P*T, N]
             probs = scores.softmax(dim=-1)
             capture = probs if gradcam else reduce_attention(
                 _per_prompt(scores, B, P, T), attention_mask)  # [B, P, N - 1]
