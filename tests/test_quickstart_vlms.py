@@ -21,8 +21,23 @@ def readme_table(vlm):
             if l.startswith('|')]
 
 
+ONESHOT = '| **one-shot top-2 mIoU**'
+
+
 def without_timing(lines):
-    return [l for l in lines if not l.startswith('| one-shot training time')]
+    """The rows that reproduce exactly on any CPU: not the timing, and not
+    the one-shot means (100 tuning passes amplify the rounding of the
+    CPU's matrix kernels: the tiny ALBEF's seed-1 mean is 54.1 on one
+    machine and 52.0 on another with the same code; checked apart)."""
+    return [l for l in lines if not l.startswith(
+        ('| one-shot training time', ONESHOT))]
+
+
+def oneshot_means(lines):
+    """The one-shot row's mean per seed: '**54.7 ± 3.8**' -> 54.7."""
+    (row, ) = [l for l in lines if l.startswith(ONESHOT)]
+    return [float(cell.strip(' *').split(' ± ')[0])
+            for cell in row.strip('|').split('|')[1:]]
 
 
 @pytest.fixture(scope='module')
@@ -38,6 +53,11 @@ def test_quickstart_table_of_the_tiny_vlm(vlm, data_root, tmp_path):
         '--work-dir', str(tmp_path)])
     printed = [l for l in quickstart.table(results).splitlines()]
     assert without_timing(printed) == without_timing(readme_table(vlm))
+    # one-shot means within 3 mIoU of the README's (about one standard
+    # deviation over the support draws; machines differ by up to 2.1)
+    for got, want in zip(oneshot_means(printed),
+                         oneshot_means(readme_table(vlm))):
+        assert abs(got - want) <= 3, (got, want)
 
     # the targets this VLM meets (docs/en/embedded_world.md lists each
     # VLM against every target, the ones missed included: ALBEF's InfoScore
