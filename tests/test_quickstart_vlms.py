@@ -24,7 +24,7 @@ def readme_table(vlm):
 ONESHOT = '| **one-shot top-2 mIoU**'
 
 
-def without_timing(lines):
+def exact_rows(lines):
     """The rows that reproduce exactly on any CPU: not the timing, and not
     the one-shot means (100 tuning passes amplify the rounding of the
     CPU's matrix kernels: the tiny ALBEF's seed-1 mean is 54.1 on one
@@ -52,7 +52,7 @@ def test_quickstart_table_of_the_tiny_vlm(vlm, data_root, tmp_path):
         '--vlms', vlm.lower(), '--seeds', '0', '1', '--data-root', data_root,
         '--work-dir', str(tmp_path)])
     printed = [l for l in quickstart.table(results).splitlines()]
-    assert without_timing(printed) == without_timing(readme_table(vlm))
+    assert exact_rows(printed) == exact_rows(readme_table(vlm))
     # one-shot means within 3 mIoU of the README's (about one standard
     # deviation over the support draws; machines differ by up to 2.1)
     for got, want in zip(oneshot_means(printed),
