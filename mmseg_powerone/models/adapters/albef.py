@@ -71,4 +71,4 @@ class ALBEFAdapter(FusionEncoderAdapter):
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         grid = (inputs.shape[2] // self.patch_size,
                 inputs.shape[3] // self.patch_size)
-        return self.model.visual_encoder(inputs), grid  # [B, 1 + h*w, Dv]
+        return self.vision_encoder(inputs), grid  # [B, 1 + h*w, Dv]

@@ -71,7 +71,7 @@ class BLIPAdapter(FusionEncoderAdapter):
         return self.model.vision_model
 
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        out = self.model.vision_model(
+        out = self.vision_encoder(
             pixel_values=inputs, interpolate_pos_encoding=True)
         grid = (inputs.shape[2] // self.patch_size,
                 inputs.shape[3] // self.patch_size)
