@@ -12,7 +12,9 @@ register_config_scope()  # 'mmseg_powerone::' config names, like 'mmseg::'
 
 from . import registry  # noqa: E402,F401  (the 'mmseg_powerone' scope)
 from .class_names import PromptSet, build_prompts, read_class_file  # noqa: E402
-from .datasets import OneShotDataset, SyntheticShapesDataset  # noqa: E402
+from .datasets import (OneShotDataset, PseudoLabelDataset,  # noqa: E402
+                       SyntheticShapesDataset)
+from .distill import PseudoLabelHook, PseudoLabelSampler  # noqa: E402
 from .engine import InfoScoreHook, TrainableParamsOptimWrapperConstructor  # noqa: E402
 from .models import (ALBEFAdapter, BLIPAdapter, LLaVAAdapter,  # noqa: E402
                      VLMAttentionSegmentor)
@@ -22,7 +24,8 @@ __version__ = '0.1.0'
 
 __all__ = ['ALBEFAdapter', 'BLIPAdapter', 'LLaVAAdapter',
            'VLMAttentionSegmentor', 'SyntheticShapesDataset',
-           'OneShotDataset', 'InfoScoreHook', 'PowerOneSegVisualizer',
+           'OneShotDataset', 'PseudoLabelDataset', 'PseudoLabelHook',
+           'PseudoLabelSampler', 'InfoScoreHook', 'PowerOneSegVisualizer',
            'TrainableParamsOptimWrapperConstructor',
            'PromptSet',
            'build_prompts', 'read_class_file', '__version__']

@@ -14,6 +14,8 @@ COMMANDS = {
     'train': 'mmseg_powerone.apis.train_test:train',
     'test': 'mmseg_powerone.apis.train_test:test',
     'oneshot_eval': 'mmseg_powerone.apis.oneshot:oneshot_eval',
+    'pseudo_label': 'mmseg_powerone.distill.commands:pseudo_label_command',
+    'distill': 'mmseg_powerone.distill.commands:distill_command',
 }
 
 

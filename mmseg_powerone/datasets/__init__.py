@@ -1,9 +1,10 @@
 from .coco_object import COCOObjectDataset
 from .oneshot import OneShotDataset
 from .pair_list import PairListMixin, PascalVOCListDataset
+from .pseudo_label import PseudoLabelDataset
 from .shapes import SyntheticShapesDataset
 from .transforms import ResizeLongestEdgePad
 
 __all__ = ['COCOObjectDataset', 'OneShotDataset', 'PairListMixin',
-           'PascalVOCListDataset', 'ResizeLongestEdgePad',
+           'PascalVOCListDataset', 'PseudoLabelDataset', 'ResizeLongestEdgePad',
            'SyntheticShapesDataset']

@@ -1,0 +1,12 @@
+"""Distil a teacher into a stock mmseg student on the embedded world, and
+print teacher and student side by side (``--help`` for usage; the code is
+``mmseg_powerone.distill``)."""
+from mmseg_powerone.distill.commands import distill_command
+
+
+def main(argv=None):
+    return distill_command(argv)
+
+
+if __name__ == '__main__':
+    main()
