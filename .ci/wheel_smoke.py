@@ -3,8 +3,9 @@
 Run from an empty folder with a venv that has the wheel installed (not
 editable). Checks that the package, its configs, class-name files and tiny
 checkpoints came with the wheel: ``PowerOneInferencer()`` with call-time
-names on a generated shapes image, and a test run (what ``tools/test.py``
-does) of a config named the way ``mmseg::`` configs are.
+names on a generated shapes image, a test run (what ``tools/test.py``
+does) of a config named the way ``mmseg::`` configs are, and pseudo-labels
+for a student from the wheel's command module.
 """
 import os
 import sys
@@ -52,4 +53,19 @@ for cfg in (load_config(NAME), Config.fromfile('my_config.py')):
         sys.exit(f'unexpected mIoU {metrics["mIoU"]}')
     results.append(metrics['mIoU'])
 assert results[0] == results[1], results
+
+# Pseudo-labels for a student (what tools/pseudo_label.py runs), from the
+# wheel's command module, with the shipped teacher and student configs.
+import json
+import subprocess
+proc = subprocess.run(
+    [sys.executable, '-m', 'mmseg_powerone.apis.commands', 'pseudo_label',
+     NAME, '--out', 'pseudo', '--data-config',
+     'mmseg_powerone::distill/distill_segformer-mit-tiny_blip-tiny_shapes.py',
+     '--cfg-options', 'model.layers=[0,2]'], capture_output=True, text=True)
+assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+with open(os.path.join('pseudo', 'pseudo_labels.json')) as f:
+    record = json.load(f)
+assert record['status'] == 'complete' and len(record['images']) == 1, record
+print('pseudo-labels:', record['kept'])
 print('wheel smoke test passed')

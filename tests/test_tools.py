@@ -355,9 +355,10 @@ def test_ctrl_c_says_interrupted(fault, capsys):
             raise SyntaxError('Failed to format the config file')
 
 
-TOOLS = ['benchmark', 'convert_coco_object', 'demo', 'export_checkpoint',
-         'make_shapes', 'oneshot_eval', 'pretrain_vlm', 'quickstart',
-         'rank_layers', 'reproduce_table', 'test', 'train']
+TOOLS = ['benchmark', 'convert_coco_object', 'demo', 'distill',
+         'export_checkpoint', 'make_shapes', 'oneshot_eval', 'pretrain_vlm',
+         'pseudo_label', 'quickstart', 'rank_layers', 'reproduce_table',
+         'test', 'train']
 
 
 # Where each tool's usage text lives (a tool is a thin CLI over the package).
@@ -371,6 +372,8 @@ TOOL_DOCS = {
     'demo': ('mmseg_powerone.apis.demo', '__doc__'),
     'benchmark': ('mmseg_powerone.apis.benchmark', '__doc__'),
     'pretrain_vlm': ('mmseg_powerone.shapes.pretrain', '__doc__'),
+    'pseudo_label': ('mmseg_powerone.distill.commands', 'PSEUDO_LABEL_DOC'),
+    'distill': ('mmseg_powerone.distill.commands', 'DISTILL_DOC'),
 }
 
 
