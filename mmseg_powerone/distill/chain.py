@@ -12,6 +12,7 @@ import os.path as osp
 import time
 from typing import List, Optional
 
+from ..apis.oneshot import last_checkpoint, run_tool, test_metrics
 from ..utils import atomic_write
 from ..utils.report import markdown_table
 from .confidence import ConfidenceRule
@@ -34,21 +35,19 @@ def _option(value) -> str:
     return str(value)
 
 
-def _tool(run_tool, args, what):
+def _tool(args, what) -> float:
+    """Run a command (``tools/<args[0]>.py``) in a process of its own;
+    its ``[distill]`` lines are shown, its log only if it fails."""
     return run_tool(args, f'[distill] {what}', echo='[distill]')
 
 
-def _test(run_tool, test_metrics, config, checkpoint, work_dir, options):
+def _test(config, checkpoint, work_dir, options) -> float:
+    """``tools/test.py``; the mIoU it wrote."""
     args = ['test', config] + ([checkpoint] if checkpoint else []) + [
         '--work-dir', work_dir] + (['--cfg-options'] + options if options
                                    else [])
-    seconds = _tool(run_tool, args, f'tools/test.py {config}')
-    return test_metrics(work_dir)['mIoU'], seconds
-
-
-def _last_checkpoint(work_dir: str) -> str:
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
+    _tool(args, f'tools/test.py {config}')
+    return test_metrics(work_dir)['mIoU']
 
 
 def _dumped_config(work_dir: str, config: str) -> str:
@@ -77,15 +76,15 @@ def teacher_options(root: str, test_dir: str) -> dict:
 
 
 def distil_one(teacher, student_config, root, work, rule, seed, log,
-               run_tool, test_metrics, label='teacher'):
+               label='teacher'):
     """One row pair: teacher mIoU, its pseudo-labels, the student trained
     on them and its mIoU. ``teacher`` is (config, checkpoint or None)."""
     config, checkpoint = teacher
     row = dict(teacher_config=config, teacher_checkpoint=checkpoint)
     log(f'[distill] {label}: mIoU on the val split (tools/test.py)')
     test_dir = osp.join(work, 'teacher_test')
-    row['teacher_miou'], _ = _test(
-        run_tool, test_metrics, config, checkpoint, test_dir,
+    row['teacher_miou'] = _test(
+        config, checkpoint, test_dir,
         [f'test_dataloader.dataset.data_root={root}'])
     options = teacher_options(root, test_dir)
     row['teacher_layers'] = options.get('model.layers')
@@ -99,7 +98,7 @@ def distil_one(teacher, student_config, root, work, rule, seed, log,
         f'{k}={_option(v)}' for k, v in options.items()] + [
         '--data-cfg-options',
         f'train_dataloader.dataset.dataset.data_root={root}']
-    row['pseudo_label_seconds'] = _tool(run_tool, args, 'pseudo-labelling')
+    row['pseudo_label_seconds'] = _tool(args, 'pseudo-labelling')
     row['pseudo_labels'] = pseudo
     record = read_record(pseudo)
     kept = record['kept']
@@ -112,14 +111,14 @@ def distil_one(teacher, student_config, root, work, rule, seed, log,
                f'train_dataloader.dataset.dataset.data_root={root}',
                f'randomness.seed={seed}'] + data_options(root)
     row['student_train_seconds'] = _tool(
-        run_tool, ['train', student_config, '--work-dir', student_dir,
-                   '--cfg-options'] + options, 'training the student')
-    row['student_checkpoint'] = _last_checkpoint(student_dir)
+        ['train', student_config, '--work-dir', student_dir,
+         '--cfg-options'] + options, 'training the student')
+    row['student_checkpoint'] = last_checkpoint(student_dir)
     row['student_config'] = _dumped_config(student_dir, student_config)
     log(f'[distill] {label}: student mIoU on the val split (tools/test.py)')
-    row['student_miou'], _ = _test(
-        run_tool, test_metrics, row['student_config'],
-        row['student_checkpoint'], osp.join(work, 'student_test'), [])
+    row['student_miou'] = _test(
+        row['student_config'], row['student_checkpoint'],
+        osp.join(work, 'student_test'), [])
     return row
 
 
@@ -178,15 +177,14 @@ def table(rows) -> str:
               'images/s, network alone']
     body = []
     for row in rows:
-        name = row['name']
-        body.append([f'teacher: {name}', row['teacher_trained_on'],
+        body.append([row['teacher_label'], row['teacher_trained_on'],
                      f'{row["teacher_miou"]:.1f}',
                      f'{row["teacher_images_per_s"]:.0f}',
                      f'{row["teacher_network_images_per_s"]:.0f}'])
         ratio = row['student_images_per_s'] / row['teacher_images_per_s']
         net = row['student_network_images_per_s'] / \
             row['teacher_network_images_per_s']
-        body.append([f'student of {name}',
+        body.append([row['student_label'],
                      f'its pseudo-labels ({100 * row["kept_share"]:.0f}% of '
                      'pixels kept), no label',
                      f'**{row["student_miou"]:.1f}** '
@@ -222,7 +220,6 @@ def run_chain(teachers, student_config: str, root: str, work_dir: str,
     """Every teacher of ``teachers`` (dicts: name, config, checkpoint or a
     ``train`` config that makes one, trained_on) through the chain; a
     second ``rounds`` lets the first student relabel for a new student."""
-    from ..apis.oneshot import last_checkpoint, run_tool, test_metrics
     rule = rule or ConfidenceRule()
     start = time.time()
     rows, works = [], []
@@ -233,16 +230,17 @@ def run_chain(teachers, student_config: str, root: str, work_dir: str,
             log(f'[distill] {spec["name"]}: training the teacher '
                 f'(tools/train.py {spec["train"]})')
             tdir = osp.join(work, 'teacher_train')
-            _tool(run_tool, ['train', spec['train'], '--work-dir', tdir,
-                             '--cfg-options',
-                             f'train_dataloader.dataset.dataset.data_root={root}',
-                             f'test_dataloader.dataset.data_root={root}'],
+            _tool(['train', spec['train'], '--work-dir', tdir,
+                   '--cfg-options',
+                   f'train_dataloader.dataset.dataset.data_root={root}',
+                   f'test_dataloader.dataset.data_root={root}'],
                   'training the teacher')
             checkpoint = last_checkpoint(tdir)
         row = distil_one((spec['config'], checkpoint), student_config, root,
-                         work, rule, seed, log, run_tool, test_metrics,
-                         spec['name'])
-        row.update(name=spec['name'], teacher_trained_on=spec['trained_on'])
+                         work, rule, seed, log, spec['name'])
+        row.update(name=spec['name'], teacher_trained_on=spec['trained_on'],
+                   teacher_label=f'teacher: {spec["name"]}',
+                   student_label=f'student of {spec["name"]}')
         rows.append(row)
         works.append(work)
         if rounds > 1:
@@ -250,10 +248,12 @@ def run_chain(teachers, student_config: str, root: str, work_dir: str,
             work2 = osp.join(work_dir, spec['name'] + '_round2')
             row2 = distil_one((row['student_config'],
                                row['student_checkpoint']), student_config,
-                              root, work2, rule, seed, log, run_tool,
-                              test_metrics, name)
-            row2.update(name=f'student of {spec["name"]} (round 2 teacher)',
-                        teacher_trained_on='its teacher\'s pseudo-labels')
+                              root, work2, rule, seed, log, name)
+            row2.update(name=name, teacher_trained_on='its teacher\'s '
+                        'pseudo-labels, no label',
+                        teacher_label=f'teacher: the student of '
+                        f'{spec["name"]}',
+                        student_label=f'student, round 2 ({spec["name"]})')
             rows.append(row2)
             works.append(work2)
     measure_speed(rows, root, works, log)
