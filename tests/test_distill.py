@@ -388,3 +388,20 @@ def test_distill_refuses_a_world_of_another_seed(world):
     assert proc.returncode == 2
     assert 'holds the world of seed 0, not --world-seed 1' in proc.stderr
     assert not os.path.exists(os.path.join(world, 'w'))
+
+
+def test_more_than_256_classes_give_16_bit_labels(tmp_path):
+    out = str(tmp_path / 'labels')
+    classes = [f'class {i}' for i in range(300)]
+    folder.write_record(out, dict(
+        version=folder.VERSION, status='labelling',
+        teacher=dict(classes=classes), images={'a': '0', 'sub/b': '1'}))
+    labels = np.array([[0, 280], [299, 3]])
+    folder.save_raw(out, 'a', labels, quantize(np.full((2, 2), 0.9)))
+    folder.save_raw(out, 'sub/b', labels, quantize(np.full((2, 2), 0.8)))
+    record = finalize(out, ConfidenceRule(class_quantile=0), log=lambda m: 0)
+    assert record['status'] == 'complete'
+    for name in ('a', 'sub/b'):
+        lab = cv2.imread(os.path.join(out, name + '.png'),
+                         cv2.IMREAD_UNCHANGED)
+        assert lab.dtype == np.uint16 and (lab == labels).all()

@@ -47,9 +47,10 @@ def test_distill_chain_reads_no_train_label(tmp_path):
                 'student_images_per_s', 'student_config',
                 'student_checkpoint'):
         assert key in result, key
-    # the README's numbers (seed 0): teacher 42.0, student 49.6 on this
-    # CPU; student training rounds differently on other CPUs, so the
-    # student is bounded, the teacher (no training) compared closely
+    # the README's numbers (seed 0): teacher 42.0, student 48.2 on this
+    # CPU; the student's 2,000 training steps round differently on other
+    # CPUs, so the student is bounded (at least 4 above its teacher), the
+    # teacher (no training) compared closely
     assert abs(result['teacher_miou'] - 42.0) < 0.2
     assert result['student_miou'] >= result['teacher_miou'] + 4
     assert result['student_images_per_s'] > result['teacher_images_per_s']
