@@ -217,9 +217,8 @@ def split_dataset_cfg(teacher_cfg, data_cfg, split: str):
         raise ValueError(
             f'The config has no {split}_dataloader to take the images from '
             '(a training-free config has no training data): give '
-            '--data-config CONFIG whose {split}_dataloader lists them, such '
-            'as the student config under configs/distill/.'
-            .replace('{split}', split))
+            f'--data-config CONFIG whose {split}_dataloader lists them, such '
+            'as the student config under configs/distill/.')
     ds = copy.deepcopy(_unwrap_dataset(loader['dataset']))
     ds = ds.to_dict() if hasattr(ds, 'to_dict') else dict(ds)
     prefix = dict(ds.get('data_prefix') or {})
@@ -244,7 +243,7 @@ def _model_settings(cfg) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _prepare(cfg, config, checkpoint, out_dir, split, ds_cfg, rule):
+def _prepare(cfg, config, checkpoint, out_dir, split, ds_cfg):
     """Build the split's dataset, check the folder (main process), return
     the images, their label names and the indices already done."""
     from mmseg.registry import DATASETS
@@ -364,14 +363,12 @@ def pseudo_label(config: str, checkpoint: Optional[str], out_dir: str,
             init_cpu_process_group(cfg)
     started = time.time()
     with process_group_closed():
-        import mmseg_powerone  # noqa: F401  (registries)
         from mmengine.registry import init_default_scope
         init_default_scope(cfg.get('default_scope', 'mmseg'))
         os.makedirs(out_dir, exist_ok=True)
         work_dir = osp.join(out_dir, '.work')
         with work_dir_lock(work_dir):
-            state = _prepare(cfg, config, checkpoint, out_dir, split, ds_cfg,
-                             rule)
+            state = _prepare(cfg, config, checkpoint, out_dir, split, ds_cfg)
             if state['skip']:
                 log(f'Resuming: {len(state["skip"])} of '
                     f'{len(state["names"])} images already labelled.')
@@ -387,6 +384,9 @@ def pseudo_label(config: str, checkpoint: Optional[str], out_dir: str,
 
 
 def _run_teacher(cfg, checkpoint, ds_cfg, state, out_dir, work_dir):
+    """The teacher's test run over the split: its own model, hooks and
+    checkpoint; the split's images as the test set, our sampler (skips what
+    is done) and hook (writes the raw outputs), no metric."""
     from ..engine.runner import build_runner
     loader = cfg.get('test_dataloader') or {}
     cfg.test_dataloader = dict(
