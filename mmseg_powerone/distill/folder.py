@@ -20,7 +20,7 @@ teachers' labels. Every file is written whole or not at all.
 import hashlib
 import json
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -156,9 +156,3 @@ def check_same_teacher(out_dir: str, old: dict, new: dict) -> None:
             f'. Give another --out, or remove {out_dir} to label these '
             'images with this teacher from the start.')
 
-
-def summary(record: dict) -> Dict:
-    """What a student or a report needs from a complete record."""
-    return dict(classes=record['teacher']['classes'],
-                palette=record['teacher'].get('palette'),
-                rule=record.get('rule'), kept=record.get('kept'))

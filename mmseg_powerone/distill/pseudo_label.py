@@ -36,6 +36,7 @@ from mmengine.hooks import Hook
 from mmseg.registry import DATA_SAMPLERS, HOOKS
 
 from ..utils import unwrap_model
+from ..utils.io import hash_state_dict
 from ..utils.labels import save_label_png
 from . import folder
 from .confidence import (LEVELS, ConfidenceRule, add_class_histograms,
@@ -81,12 +82,7 @@ def weights_fingerprint(model) -> str:
     """sha256 of every tensor the model predicts with, by name: parameters,
     buffers and extra state (our segmentor's chosen layers and classes)."""
     h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        if isinstance(value, torch.Tensor):
-            h.update(value.detach().to('cpu').contiguous().numpy().tobytes())
-        else:
-            h.update(repr(value).encode())
+    hash_state_dict(h, model.state_dict())
     return h.hexdigest()
 
 
@@ -208,6 +204,14 @@ def _unwrap_dataset(ds_cfg):
     return ds_cfg
 
 
+def unlabelled_test_pipeline(cfg) -> list:
+    """A config's test pipeline without its annotation loading: how the
+    model sees an image whose labels are not read."""
+    test_ds = _unwrap_dataset(cfg.test_dataloader['dataset'])
+    return [copy.deepcopy(t) for t in test_ds['pipeline']
+            if t.get('type') not in _ANNOTATION_LOADERS]
+
+
 def split_dataset_cfg(teacher_cfg, data_cfg, split: str):
     """The dataset config of ``split``'s images, as the teacher sees them:
     the data config's dataset (wrappers removed, no label folder) with the
@@ -225,10 +229,7 @@ def split_dataset_cfg(teacher_cfg, data_cfg, split: str):
     if 'img_path' not in prefix:
         raise ValueError(f'The {split} dataset has no data_prefix.img_path.')
     ds['data_prefix'] = dict(img_path=prefix['img_path'])  # labels unread
-    test_ds = _unwrap_dataset(teacher_cfg.test_dataloader['dataset'])
-    pipeline = [t for t in test_ds['pipeline']
-                if t.get('type') not in _ANNOTATION_LOADERS]
-    ds['pipeline'] = copy.deepcopy(pipeline)
+    ds['pipeline'] = unlabelled_test_pipeline(teacher_cfg)
     ds['reduce_zero_label'] = ds.get('reduce_zero_label', False)
     return ds
 

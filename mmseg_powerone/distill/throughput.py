@@ -11,10 +11,8 @@ def preload_batches(model_cfg, images: List[str], batch_size: int):
     """``images`` through a config's test pipeline (labels not loaded), as
     batches of ``batch_size`` for its ``test_step``."""
     from mmengine.dataset import Compose, pseudo_collate
-    pipeline = [t for t in model_cfg.test_dataloader['dataset'].get(
-        'pipeline', model_cfg.test_pipeline)
-        if 'LoadAnnotations' not in t.get('type', '')]
-    compose = Compose(pipeline)
+    from .pseudo_label import unlabelled_test_pipeline
+    compose = Compose(unlabelled_test_pipeline(model_cfg))
     samples = [compose(dict(img_path=p, seg_fields=[], reduce_zero_label=False))
                for p in images]
     return [pseudo_collate(samples[i:i + batch_size])

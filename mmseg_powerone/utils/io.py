@@ -90,6 +90,18 @@ def fingerprint_files(paths, sample_bytes: int = 1 << 16) -> str:
     return h.hexdigest()
 
 
+def hash_state_dict(h, state) -> None:
+    """Feed a state dict to the hash ``h`` (hashlib), entry by entry in
+    name order: the name, then the tensor's bytes (other values by their
+    repr). The same weights give the same digest on any device."""
+    for name, value in sorted(state.items()):
+        h.update(name.encode())
+        if hasattr(value, 'detach'):
+            h.update(value.detach().to('cpu').contiguous().numpy().tobytes())
+        else:
+            h.update(repr(value).encode())
+
+
 def read_json_cache(path: str, what: str):
     """The JSON value cached at ``path``, or None when there is none. A
     damaged file (cut short, not JSON) is reported with its path and treated

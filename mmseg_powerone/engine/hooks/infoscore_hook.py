@@ -15,6 +15,7 @@ from ...infoscore.report import format_table, plot
 from ...infoscore.score import check_topk
 from ...utils import (atomic_write, fingerprint_files, read_json_cache,
                       unwrap_model)
+from ...utils.io import hash_state_dict
 
 
 @HOOKS.register_module()
@@ -125,9 +126,7 @@ class InfoScoreHook(Hook):
 
     def _cache_key(self, model, dataloader, topk) -> str:
         h = hashlib.sha256()
-        for name, t in sorted(model.adapter.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().to('cpu').contiguous().numpy().tobytes())
+        hash_state_dict(h, model.adapter.state_dict())
         dataset = dataloader.dataset
         n = min(self.num_images, len(dataset))
         paths = [dataset.get_data_info(i).get('img_path', str(i))
