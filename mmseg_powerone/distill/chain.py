@@ -8,6 +8,7 @@ there unless it fails).
 """
 import glob
 import json
+import os
 import os.path as osp
 import time
 from typing import List, Optional
@@ -55,10 +56,7 @@ def _dumped_config(work_dir: str, config: str) -> str:
     config as the run used it, options merged)."""
     path = osp.join(work_dir, osp.basename(config))
     if not osp.isfile(path):
-        found = sorted(glob.glob(osp.join(work_dir, '*.py')))
-        if not found:
-            raise FileNotFoundError(f'No config was written to {work_dir}.')
-        path = found[-1]
+        raise FileNotFoundError(f'Training wrote no config {path}.')
     return path
 
 
@@ -83,6 +81,11 @@ def distil_one(teacher, student_config, root, work, rule, seed, log,
     row = dict(teacher_config=config, teacher_checkpoint=checkpoint)
     log(f'[distill] {label}: mIoU on the val split (tools/test.py)')
     test_dir = osp.join(work, 'teacher_test')
+    # the layers are read from this test run's record alone: one left by an
+    # earlier run in the same work dir (another teacher) must not be taken
+    stale = osp.join(test_dir, 'infoscore.json')
+    if osp.exists(stale):
+        os.remove(stale)
     row['teacher_miou'] = _test(
         config, checkpoint, test_dir,
         [f'test_dataloader.dataset.data_root={root}'])
@@ -122,22 +125,13 @@ def distil_one(teacher, student_config, root, work, rule, seed, log,
     return row
 
 
-def _teacher_model(config, checkpoint, test_dir, root):
-    """The teacher as its test run used it (same InfoScore layers)."""
-    from ..utils.cli import build_model_and_loader
-    cfg, model, _ = build_model_and_loader(config,
-                                           teacher_options(root, test_dir))
-    if checkpoint:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    return cfg, model
-
-
-def _student_model(config, checkpoint):
-    from ..utils.cli import build_model_and_loader
-    cfg, model, _ = build_model_and_loader(config)
+def _model(config, checkpoint, options=None):
+    """A config's model in eval mode with its checkpoint, if any."""
     from mmengine.runner import load_checkpoint
-    load_checkpoint(model, checkpoint, map_location='cpu')
+    from ..utils.cli import build_model_and_loader
+    cfg, model, _ = build_model_and_loader(config, options)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu')
     return cfg, model
 
 
@@ -150,13 +144,13 @@ def measure_speed(rows, root, work, log, batch_size=THROUGHPUT_BATCH):
     images = sorted(glob.glob(osp.join(root, 'img_dir', 'val', '*.png')))
     models = {}
     for i, row in enumerate(rows):
-        cfg, model = _teacher_model(row['teacher_config'],
-                                    row['teacher_checkpoint'],
-                                    osp.join(work[i], 'teacher_test'), root)
+        # the teacher as its test run used it (same InfoScore layers)
+        cfg, model = _model(row['teacher_config'], row['teacher_checkpoint'],
+                            teacher_options(root, osp.join(work[i],
+                                                           'teacher_test')))
         models[f'teacher{i}'] = (model, preload_batches(cfg, images,
                                                         batch_size))
-        cfg, model = _student_model(row['student_config'],
-                                    row['student_checkpoint'])
+        cfg, model = _model(row['student_config'], row['student_checkpoint'])
         models[f'student{i}'] = (model, preload_batches(cfg, images,
                                                         batch_size))
     log(f'[distill] images/s: {len(models)} models side by side on '
