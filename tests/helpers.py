@@ -77,3 +77,17 @@ def hf_blip_forward(model, tokenizer, texts, pixels, layers):
         k = seen[('k', l)].view(P, -1, H, d).transpose(1, 2)
         scores[l] = q @ k.transpose(-1, -2) / math.sqrt(d)  # [P, H, T, N]
     return out, mask, scores
+
+
+def run_adapter(adapter, x, tokens, layers, **settings):
+    """``adapter(x, tokens, layers)`` under other map settings
+    (``itm_reduce``, ``map_mode``, ``gradcam_head``) than it was built
+    with, restored afterwards: the tests compare modes on one model."""
+    old = {k: getattr(adapter, k) for k in settings}
+    for k, v in settings.items():
+        setattr(adapter, k, v)
+    try:
+        return adapter(x, tokens, layers)
+    finally:
+        for k, v in old.items():
+            setattr(adapter, k, v)

@@ -43,7 +43,7 @@ def test_adapt_and_the_config_route_end_with_the_same_weights(
         oneshot_config, supports, tmp_path):
     """tools/train.py on the one-shot config and adapt() on that config's
     supports (same seed, schedule and threads): bit for bit."""
-    from mmseg_powerone.apis.train_test import train
+    from mmseg_powerone.commands.train_test import train
     work = tmp_path / 'config_route'
     train([oneshot_config, '--work-dir', str(work)])
     route = torch.load(work / 'epoch_4.pth', map_location='cpu',
@@ -82,7 +82,7 @@ def test_arrays_and_binary_masks_train_as_the_files_do(
 def test_save_is_what_tools_test_and_the_inferencer_load(
         oneshot_config, supports, tiny_dataset, tmp_path):
     from mmseg_powerone.apis import PowerOneInferencer
-    from mmseg_powerone.apis.train_test import test
+    from mmseg_powerone.commands.train_test import test
     tuned = adapt(oneshot_config, supports)
     path = str(tmp_path / 'out' / 'cat_dog.pth')
     config = tuned.save(path)

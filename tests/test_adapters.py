@@ -6,6 +6,8 @@ import json
 import shutil
 
 import pytest
+
+from helpers import run_adapter
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -61,8 +63,8 @@ def test_forward_shapes_ranges_and_batch_independence(vlm_case, map_mode):
     x = images(2, 48)
     layers = list(range(a.num_layers))
     with torch.no_grad():
-        out = a(x, tok, layers, map_mode=map_mode)
-        one = a(x[1:], tok, layers, map_mode=map_mode)
+        out = run_adapter(a, x, tok, layers, map_mode=map_mode)
+        one = run_adapter(a, x[1:], tok, layers, map_mode=map_mode)
     h, w = out['grid']
     assert (h, w) == (48 // a.patch_size, 48 // a.patch_size)
     assert out['attn'].shape == (2, len(layers), P, h * w)
@@ -89,9 +91,9 @@ def test_a_layers_map_does_not_depend_on_which_others_are_read(vlm_case,
     x = images(2, 32, seed=4)
     every = list(range(a.num_layers))
     with torch.no_grad():
-        full = a(x, tok, every, map_mode=map_mode)
+        full = run_adapter(a, x, tok, every, map_mode=map_mode)
         for l in (a.num_layers - 1, a.num_layers // 2):
-            alone = a(x, tok, [l], map_mode=map_mode)
+            alone = run_adapter(a, x, tok, [l], map_mode=map_mode)
             torch.testing.assert_close(alone['attn'][:, 0], full['attn'][:, l],
                                        atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(alone['itm'], full['itm'], atol=1e-6,
@@ -122,9 +124,11 @@ def test_compiled_modules_give_the_same_maps(vlm_case, map_mode):
     from torch._dynamo.utils import counters
     counters.clear()
     with torch.no_grad():
-        want = eager.adapter(x, tok, layers, map_mode=map_mode)
+        want = run_adapter(eager.adapter, x, tok, layers,
+                           map_mode=map_mode)
         assert not counters['stats']['unique_graphs']
-        got = compiled.adapter(x, tok, layers, map_mode=map_mode)
+        got = run_adapter(compiled.adapter, x, tok, layers,
+                          map_mode=map_mode)
     assert counters['stats']['unique_graphs'] > 0  # dynamo did trace them
     torch.testing.assert_close(got['attn'], want['attn'], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(got['itm'], want['itm'], atol=1e-6, rtol=1e-5)
@@ -163,9 +167,11 @@ def test_prompt_chunks_do_not_change_results(vlm_case, map_mode):
     tok = a.prompt_batch(model.prompts)
     x = images(1, 32)
     with torch.no_grad():
-        whole = a(x, tok, [0, a.num_layers - 1], map_mode=map_mode)
+        whole = run_adapter(a, x, tok, [0, a.num_layers - 1],
+                            map_mode=map_mode)
         a.prompt_chunk = 1
-        chunked = a(x, tok, [0, a.num_layers - 1], map_mode=map_mode)
+        chunked = run_adapter(a, x, tok, [0, a.num_layers - 1],
+                              map_mode=map_mode)
     assert torch.allclose(whole['attn'], chunked['attn'], atol=1e-5)
     assert torch.allclose(whole['itm'], chunked['itm'], atol=1e-6)
 
@@ -176,9 +182,10 @@ def test_gradcam_and_attention_modes_share_the_matching_score(vlm_case):
     tok = a.prompt_batch(model.prompts)
     x = images(1, 32)
     with torch.no_grad():
-        att = a(x, tok, [0], map_mode='attention')
-        cam = a(x, tok, [0], map_mode='gradcam')
-        one_head = a(x, tok, [0], map_mode='gradcam', head=a.num_heads - 1)
+        att = run_adapter(a, x, tok, [0], map_mode='attention')
+        cam = run_adapter(a, x, tok, [0], map_mode='gradcam')
+        one_head = run_adapter(a, x, tok, [0], map_mode='gradcam',
+                               gradcam_head=a.num_heads - 1)
     assert torch.allclose(att['itm'], cam['itm'], atol=1e-6)
     assert not torch.allclose(att['attn'], cam['attn'])
     assert not torch.allclose(cam['attn'], one_head['attn'])

@@ -4,6 +4,8 @@ import math
 import os
 
 import pytest
+
+from helpers import run_adapter
 import torch
 import torch.nn.functional as F
 
@@ -165,8 +167,8 @@ def test_itm_and_maps_equal_a_direct_computation(tmp_path, tokenizer_dir):
     grid = ALBEF_VISION['grid'] * ALBEF_VISION['patch']
     pixels = torch.randn(1, 3, grid, grid, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        out = adapter(pixels, tok, [0, 2], itm_reduce='first')
-        cam = adapter(pixels, tok, [0, 2], map_mode='gradcam')
+        out = run_adapter(adapter, pixels, tok, [0, 2], itm_reduce='first')
+        cam = run_adapter(adapter, pixels, tok, [0, 2], map_mode='gradcam')
     for j, l in enumerate([0, 2]):
         itm, scores, probs, logit = _direct_itm_and_scores(
             state, tok['input_ids'], tok['attention_mask'], pixels,

@@ -83,6 +83,7 @@ def test_bad_images_and_folders(inferencer, tiny_dataset, tmp_path):
     assert len(out['predictions']) == 2
 
 
+@pytest.mark.slow
 def test_demo_writes_overlay_and_heatmaps(tiny_config, tiny_dataset, tmp_path):
     out = str(tmp_path / 'one')
     run(['tools/demo.py', image_path(tiny_dataset, 1), '--classes',
@@ -96,6 +97,7 @@ def test_demo_writes_overlay_and_heatmaps(tiny_config, tiny_dataset, tmp_path):
     assert "'cat'" in printed or 'cat' in printed
 
 
+@pytest.mark.slow
 def test_demo_runs_on_the_embedded_model(tmp_path):
     from mmseg_powerone.shapes.world import render
     import cv2
@@ -107,6 +109,7 @@ def test_demo_runs_on_the_embedded_model(tmp_path):
     assert sorted(os.listdir(out)) == ['shape_heatmaps.png', 'shape_overlay.png']
 
 
+@pytest.mark.slow
 def test_show_dir_writes_painted_predictions(tiny_config, tmp_path):
     """Where --help says, enlarged so a 64 x 64 image gives two readable
     512 x 512 panels (ground truth | prediction)."""
@@ -121,6 +124,7 @@ def test_show_dir_writes_painted_predictions(tiny_config, tmp_path):
     assert cv2.imread(files[0]).shape == (512, 1024, 3)
 
 
+@pytest.mark.slow
 def test_show_without_a_display_says_so(tiny_config, tmp_path):
     import subprocess
     import sys
@@ -200,6 +204,7 @@ def test_mmseg_inferencer_uses_the_model_classes(exported, tiny_dataset):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_export_without_a_way_to_choose_layers_says_what_to_do(tiny_config,
                                                               tmp_path):
     import subprocess
@@ -255,6 +260,7 @@ def test_embedded_model_warns_that_its_background_is_the_worlds(tmp_path):
         inf.set_classes(['dog'], background=['floor', 'wall'])
 
 
+@pytest.mark.slow
 def test_demo_checks_its_input_before_loading_a_model(tmp_path):
     import subprocess
     import sys

@@ -269,6 +269,7 @@ def test_topk_larger_than_the_number_of_layers(build_segmentor):
         build_segmentor(layers='infoscore', topk=4)
 
 
+@pytest.mark.slow
 def test_infoscore_on_zero_images(tiny_config, tmp_path):
     from mmseg_powerone import InfoScoreHook
     with pytest.raises(ValueError, match='num_images=0'):

@@ -8,9 +8,8 @@ import sys
 import pytest
 import torch
 
-from helpers import REPO, run
-
-from mmseg_powerone.testing.reference import naive_forward
+from helpers import REPO, run, run_adapter
+from mmseg_powerone.commands.benchmark.baselines import naive_forward
 
 CLASSES = ['sky, grass, tree', 'cat', 'dog, puppy, hound']
 
@@ -21,7 +20,7 @@ def test_naive_per_prompt_loop_gives_the_same_maps(build_segmentor, mode):
     x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
     tokens = seg.prompt_tokens()
     with torch.no_grad():
-        ours = seg.vlm(x, tokens, [0, 1, 2], map_mode=mode)
+        ours = seg.vlm(x, tokens, [0, 1, 2])  # built in this mode
         naive = naive_forward(seg.adapter, tokens, x, [0, 1, 2],
                               map_mode=mode)
     assert ours['attn'].shape == naive['attn'].shape == (2, 3, 7, 12)
@@ -41,6 +40,7 @@ def test_bf16_autocast_runs_and_stays_close(build_segmentor):
     torch.testing.assert_close(half.float(), full, atol=0.05, rtol=0)
 
 
+@pytest.mark.slow
 def test_benchmark_runs_end_to_end_on_a_tiny_geometry(tmp_path):
     out = tmp_path / 'bench'
     printed = run(['tools/benchmark.py', '--vlm', 'tiny', '--size', '64',
@@ -75,7 +75,7 @@ def test_required_flops_are_counted_on_the_real_modules(build_segmentor, mode):
     the same way)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
-    from mmseg_powerone.testing.reference import required_flops
+    from mmseg_powerone.commands.benchmark.baselines import required_flops
     # 'kitten' and 'potted plant' are several word pieces: padded prompts
     seg = build_segmentor(map_mode=mode, multi_prompt=True, class_names=[
         'sky, grass', 'cat, kitten', 'dog, potted plant'])
@@ -88,13 +88,13 @@ def test_required_flops_are_counted_on_the_real_modules(build_segmentor, mode):
     # our path counted the same way (attention products through the
     # math backend, which the counter sees)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        seg.vlm(x, tokens, [0, 1, 2], itm_reduce='max_real', map_mode=mode)
+        run_adapter(seg.adapter, x, tokens, [0, 1, 2], itm_reduce='max_real')
     assert two['vision'] + two['text'] <= counter.get_total_flops()
     assert (tokens['attention_mask'] == 0).any(), 'fixture must have padding'
     padded = required_flops(seg.adapter, tokens, x, [0, 1, 2], mode, 'max')
     assert padded['vision'] == two['vision'] and padded['text'] > two['text']
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        seg.vlm(x, tokens, [0, 1, 2], itm_reduce='max', map_mode=mode)
+        run_adapter(seg.adapter, x, tokens, [0, 1, 2], itm_reduce='max')
     assert padded['vision'] + padded['text'] <= counter.get_total_flops()
     if mode == 'gradcam':
         forward_only = required_flops(seg.adapter, tokens, x, [0, 1, 2],
@@ -109,7 +109,7 @@ def test_required_flops_count_fused_attention_products(build_segmentor):
     the text side's cross-attention products are there whichever layers
     are read (a read layer computes its scores explicitly, the others
     through SDPA)."""
-    from mmseg_powerone.testing.reference import required_flops
+    from mmseg_powerone.commands.benchmark.baselines import required_flops
     seg = build_segmentor()
     adapter, tokens = seg.adapter, seg.prompt_tokens()
     x = torch.randn(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
@@ -142,7 +142,7 @@ def test_benchmark_rejects_bad_arguments(tmp_path):
 def test_peak_memory_does_not_count_what_an_earlier_setting_freed():
     """Small freed blocks stay in glibc's heap and in the RSS; PeakMemory
     hands them back first, so a later block is measured on its own."""
-    from mmseg_powerone.apis import benchmark
+    from mmseg_powerone.commands.benchmark import timing as benchmark
     before = benchmark.PeakMemory.rss()
     chunks = [torch.ones(16 * 1024) for _ in range(8 * 1024)]  # 512 MiB in 64 KiB
     grown = benchmark.PeakMemory.rss() - before
@@ -153,10 +153,11 @@ def test_peak_memory_does_not_count_what_an_earlier_setting_freed():
     assert mem.peak - before < grown / 4
 
 
+@pytest.mark.slow
 def test_adapt_benchmark_runs_and_reports_equal_weights(tmp_path):
     """`tools/benchmark.py --adapt`: adapt() beside the config route on the
     embedded world's draw 0 (timing is printed, never asserted)."""
-    from mmseg_powerone.apis.benchmark import benchmark
+    from mmseg_powerone.commands.benchmark import benchmark
     out = tmp_path / 'out'
     result = benchmark(['--adapt', '--data-root', str(tmp_path / 'shapes'),
                         '--out', str(out)])
@@ -165,11 +166,12 @@ def test_adapt_benchmark_runs_and_reports_equal_weights(tmp_path):
     assert 'same tuned weights: yes' in (out / 'adapt.md').read_text()
 
 
+@pytest.mark.slow
 def test_dataset_benchmark_runs_the_test_tool_path(tmp_path):
     """`tools/benchmark.py --dataset`: a generated VOC-layout folder through
     the VOC21 paper config with dataloader workers, beside the model alone
     (rates are printed, never asserted)."""
-    from mmseg_powerone.apis.benchmark import benchmark, write_voc_folder
+    from mmseg_powerone.commands.benchmark import benchmark, write_voc_folder
     voc = write_voc_folder(str(tmp_path / 'voc'), 3, (50, 40))
     names = open(os.path.join(voc, 'ImageSets', 'Segmentation',
                               'val.txt')).read().split()
@@ -188,7 +190,7 @@ def test_dataset_benchmark_runs_the_test_tool_path(tmp_path):
 def test_benchmark_compile_flag_builds_compiled_segmentors(tmp_path):
     """--compile MODE builds the measured segmentor with
     compile=dict(mode=MODE): every module the adapter lists is compiled."""
-    from mmseg_powerone.apis.benchmark import build, parse_args, save_model
+    from mmseg_powerone.commands.benchmark import build, parse_args, save_model
     assert parse_args(['--compile', 'reduce-overhead']).compile == \
         'reduce-overhead'
     model_dir = save_model('tiny', 64, str(tmp_path))
@@ -207,7 +209,7 @@ def test_gpu_check_script_is_ready_to_run(tmp_path):
     python on CPU, it writes its summary and goes through every step."""
     import re
     import subprocess
-    from mmseg_powerone.apis.benchmark import parse_args
+    from mmseg_powerone.commands.benchmark import parse_args
     path = os.path.join(REPO, 'tools', 'gpu_check.sh')
     subprocess.run(['bash', '-n', path], check=True)
     text = open(path).read().replace('\\\n', ' ')

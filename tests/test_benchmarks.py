@@ -206,6 +206,7 @@ def _test_options(cfg, root, tiny_blip_dir, work_dir):
     return cfg
 
 
+@pytest.mark.slow
 def test_every_config_builds():
     from mmengine.registry import init_default_scope
     import glob
@@ -245,6 +246,7 @@ def test_class_counts_match_the_dataset(name, fake_data):
     assert values - {255}, 'no valid label left'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(BENCHMARKS))
 def test_zeroshot_config_runs_end_to_end(name, fake_data, tiny_blip_dir,
                                          tmp_path):
@@ -273,6 +275,7 @@ def test_multiprompt_variant_uses_every_synonym(name):
         len(p1.classes[0]) if bg else 0)
 
 
+@pytest.mark.slow
 def test_coco_object_converter_writes_the_label_maps(tmp_path):
     root = str(tmp_path / 'coco')
     fake_coco_instances(root, np.random.default_rng(0))
@@ -301,6 +304,7 @@ def test_coco_object_converter_writes_the_label_maps(tmp_path):
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_coco_object_converter_errors(tmp_path):
     with pytest.raises(AssertionError, match='instances_val2017.json not found'):
         run(['tools/convert_coco_object.py', str(tmp_path)])
@@ -314,7 +318,7 @@ def test_coco_object_converter_errors(tmp_path):
 
 
 def test_compressed_rle_decodes_like_pycocotools():
-    from mmseg_powerone.datasets.coco_object import decode_rle
+    from mmseg_powerone.dataset_converters.coco_object import decode_rle
     # pycocotools.mask.encode of this 7 x 9 mask gives the string below
     expected = np.zeros((7, 9), np.uint8)
     expected[1:4, 2:6] = 1
@@ -327,7 +331,7 @@ def test_compressed_rle_decodes_like_pycocotools():
 
 
 def test_polygon_raster_takes_pixel_centres():
-    from mmseg_powerone.datasets.coco_object import rasterize_polygons
+    from mmseg_powerone.dataset_converters.coco_object import rasterize_polygons
     # pycocotools.mask.frPyObjects of this rectangle fills rows 1-4, cols 1-5
     mask = rasterize_polygons([[1.0, 1.0, 6.0, 1.0, 6.0, 5.0, 1.0, 5.0]], 7, 9)
     expected = np.zeros((7, 9), np.uint8)

@@ -44,6 +44,7 @@ def test_background_name_is_free_only_with_background():
     assert "label 0: dataset 'background'" in compare_classes(VOC, OURS, False)
 
 
+@pytest.mark.slow
 def test_tools_test_refuses_a_reordered_class_list(tiny_config, tmp_path):
     import subprocess
     import sys
@@ -56,6 +57,7 @@ def test_tools_test_refuses_a_reordered_class_list(tiny_config, tmp_path):
     assert "model order: ['sky', 'dog', 'cat']" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_tools_test_warns_about_other_names(tiny_config, tmp_path):
     out = run(['tools/test.py', tiny_config, '--work-dir', str(tmp_path),
                '--cfg-options', "model.class_names=['sky', 'cat', 'wolf']"])

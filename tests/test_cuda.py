@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from helpers import final_weights, metrics_of, run
+from helpers import final_weights, metrics_of, run, run_adapter
 from test_adapters import build, images
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -35,8 +35,7 @@ def maps_and_itm(model, x):
     with torch.no_grad():
         seg = model.encode_decode(x)  # [B, C, H, W]
         tok = model.adapter.prompt_batch(model.prompts)
-        out = model.adapter(x, tok, list(range(model.adapter.num_layers)),
-                            map_mode=model.map_mode)
+        out = model.adapter(x, tok, list(range(model.adapter.num_layers)))
     return seg, out['attn'], out['itm']
 
 
@@ -64,10 +63,10 @@ def test_cuda_throughput_paths_equal_cpu(vlm_case, map_mode):
     tok = a.prompt_batch(model.prompts)
     last = [a.num_layers - 1]
     with torch.no_grad():
-        cpu = a(x, tok, last, map_mode=map_mode)
+        cpu = run_adapter(a, x, tok, last, map_mode=map_mode)
         cpu_slide = model.inference(x[:2], [{}, {}])
         model.cuda()
-        gpu = a(x.cuda(), tok, last, map_mode=map_mode)
+        gpu = run_adapter(a, x.cuda(), tok, last, map_mode=map_mode)
         gpu_slide = model.inference(x[:2].cuda(), [{}, {}])
     for name in ('attn', 'itm'):
         torch.testing.assert_close(gpu[name].cpu(), cpu[name], atol=1e-4,

@@ -15,7 +15,7 @@ from mmseg_powerone.distill import folder
 from mmseg_powerone.distill.confidence import (LEVELS, add_class_histograms,
                                                quantize)
 from mmseg_powerone.distill.pseudo_label import teacher_probabilities
-from mmseg_powerone.shapes.world import write_dataset
+from mmseg_powerone.shapes.dataset import write_dataset
 from mmseg_powerone.utils.resources import config_path
 
 from helpers import REPO, run
@@ -128,6 +128,7 @@ def test_pseudo_labels_without_train_labels(world, labelled):
     assert sum(v['kept'] for v in kept.values()) == (every != 255).sum()
 
 
+@pytest.mark.slow
 def test_pseudo_labels_match_the_teacher(world, labelled, tmp_path):
     """Where kept, a label is the teacher's own prediction (tools/test.py
     --out on the same images)."""
@@ -312,6 +313,7 @@ def test_student_of_other_images_is_refused(world, labelled, tmp_path):
         PseudoLabelDataset(_student_dataset(world), str(tmp_path / 'none'))
 
 
+@pytest.mark.slow
 def test_pseudo_label_tool_refuses_a_bad_rule(tmp_path):
     import subprocess
     import sys
@@ -323,6 +325,7 @@ def test_pseudo_label_tool_refuses_a_bad_rule(tmp_path):
     assert not (tmp_path / 'x').exists()
 
 
+@pytest.mark.slow
 def test_two_processes_label_as_one(world, labelled, tmp_path):
     """--launcher pytorch shards the images across processes (torchrun):
     the same labels and record as one process."""
@@ -378,6 +381,7 @@ train_dataloader = dict(dataset=dict(
     assert values <= {0, 1, 255} and 1 in values
 
 
+@pytest.mark.slow
 def test_distill_refuses_a_world_of_another_seed(world):
     import subprocess
     import sys

@@ -34,7 +34,7 @@ def test_distill_chain_reads_no_train_label(tmp_path):
     holds the contract's keys; stock mmseg tools/test.py reads the
     student's config and checkpoint."""
     root = tmp_path / 'shapes'
-    from mmseg_powerone.shapes.world import write_dataset
+    from mmseg_powerone.shapes.dataset import write_dataset
     write_dataset(str(root), 0, 500, 200)
     shutil.rmtree(root / 'ann_dir' / 'train')
     work = tmp_path / 'work'

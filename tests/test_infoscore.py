@@ -319,6 +319,7 @@ def test_hook_sets_layers_in_runner_test_loop(tiny_config, tmp_path):
     assert model.layers == saved['selected']
 
 
+@pytest.mark.slow
 def test_cache_hit_and_miss(tiny_config, tmp_path):
     work = str(tmp_path / 'work')
     cfg = infoscore_config(tiny_config, tmp_path)
@@ -369,6 +370,7 @@ def test_cache_key_follows_image_content(tiny_config, tiny_dataset, tmp_path):
 
 @pytest.mark.parametrize('damage', [b'{"layers": [0, 1], "infos', b'[1, 2]',
                                     b'\xff\xfe'])
+@pytest.mark.slow
 def test_damaged_cache_is_reported_and_recomputed(tiny_config, tmp_path,
                                                   damage):
     work = tmp_path / 'work'
@@ -384,6 +386,7 @@ def test_damaged_cache_is_reported_and_recomputed(tiny_config, tmp_path,
     assert json.loads(cached[0].read_text())['ranking'] == good['ranking']
 
 
+@pytest.mark.slow
 def test_two_process_ranking_equals_one_process(tiny_config, tmp_path):
     cfg = infoscore_config(tiny_config, tmp_path)
     env = dist_env()

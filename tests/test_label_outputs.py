@@ -62,6 +62,7 @@ def test_save_predictions_hook(tmp_path):
     assert a.dtype == np.uint16 and (a == 267).all() and (b == 3).all()
 
 
+@pytest.mark.slow
 def test_tools_test_out_writes_label_pngs(tiny_config, tiny_dataset, tmp_path):
     run(['tools/test.py', tiny_config, '--work-dir', str(tmp_path / 'w'),
          '--out', str(tmp_path / 'preds')])
@@ -85,6 +86,7 @@ def test_inferencer_writes_16_bit_predictions_beyond_256_classes(
     np.testing.assert_array_equal(saved, np.asarray(out['predictions']))
 
 
+@pytest.mark.slow
 def test_demo_keeps_images_that_share_a_stem(tmp_path):
     img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
     os.makedirs(tmp_path / 'in')
@@ -98,6 +100,7 @@ def test_demo_keeps_images_that_share_a_stem(tmp_path):
                        'a_png_overlay.png']
 
 
+@pytest.mark.slow
 def test_demo_pictures_stay_readable_with_many_or_foreign_names(tmp_path):
     """300 classes: the heatmap grid shows the 8 strongest (not 300
     columns, 48,160 px wide) and the legend the predicted ones; names the

@@ -2,6 +2,8 @@
 come from the class-name tokens to the image tokens, P(yes) is the model's
 answer, GradCAM equals an autograd computation on eager attentions."""
 import pytest
+
+from helpers import run_adapter
 import torch
 
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
@@ -81,8 +83,8 @@ def test_gradcam_equals_autograd_on_eager_attentions(setup, tiny_llava_dir):
         tiny_llava_dir, attn_implementation='eager').eval()
     layers = [0, 2]
     with torch.no_grad():
-        ours = adapter(pixels, adapter.prompt_batch(prompts), layers,
-                       map_mode='gradcam', head=None)
+        ours = run_adapter(adapter, pixels, adapter.prompt_batch(prompts),
+                           layers, map_mode='gradcam', gradcam_head=None)
     yes_id, no_id = adapter.answer_ids
     for p, (ids, rows, cols) in enumerate(full_sequences(adapter, prompts)):
         out = eager(input_ids=ids, pixel_values=pixels, output_attentions=True)

@@ -67,6 +67,7 @@ def test_supports_respect_the_constraints_and_cover_each_class(split, tmp_path):
             f'{ds.support_indices[0]:03d}.png')
 
 
+@pytest.mark.slow
 def test_draws_are_deterministic_and_vary_with_the_seed(split, tmp_path):
     draws = {tuple(build(split, tmp_path, seed=s).support_indices)
              for s in range(8)}

@@ -147,6 +147,7 @@ def test_class_token_checkpoint_needs_the_same_tuning_mode(build_segmentor):
 
 
 # ---------------------------------------------------------------- tools
+@pytest.mark.slow
 def test_oneshot_eval_reports_mean_and_std(oneshot_config, tmp_path):
     work = str(tmp_path / 'eval')
     out = run(['tools/oneshot_eval.py', oneshot_config, '--draws', '2',
@@ -163,6 +164,7 @@ def test_oneshot_eval_reports_mean_and_std(oneshot_config, tmp_path):
     assert len(glob.glob(os.path.join(work, 'draw_*', 'test', '*', '*.json'))) == 2
 
 
+@pytest.mark.slow
 def test_oneshot_eval_parallel_forked_draws_equal_fresh_sequential_ones(
         oneshot_config, tmp_path):
     """Draws run as forks of a preloaded process by default, and with --jobs
@@ -198,6 +200,7 @@ def test_oneshot_eval_parallel_forked_draws_equal_fresh_sequential_ones(
     assert 'InfoScore: reusing the ranking' in logs[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('jobs', ['1', '2'])
 def test_oneshot_eval_forked_failure_shows_the_tool_output(oneshot_config,
                                                            tmp_path, jobs):
@@ -213,6 +216,7 @@ def test_oneshot_eval_forked_failure_shows_the_tool_output(oneshot_config,
     assert not os.path.exists(os.path.join(tmp_path, 'oneshot_eval.json'))
 
 
+@pytest.mark.slow
 def test_oneshot_eval_refuses_a_training_free_config(tiny_config, tmp_path):
     import subprocess
     import sys
@@ -223,6 +227,7 @@ def test_oneshot_eval_refuses_a_training_free_config(tiny_config, tmp_path):
     assert not os.path.exists(os.path.join(tmp_path, 'oneshot_eval.json'))
 
 
+@pytest.mark.slow
 def test_inferencer_uses_a_tuned_checkpoint(oneshot_config, tiny_dataset,
                                             tmp_path):
     from mmseg_powerone.apis import PowerOneInferencer

@@ -47,7 +47,7 @@ def data_root(tmp_path_factory):
 
 @pytest.mark.parametrize('vlm', ['ALBEF', 'LLaVA'])
 def test_quickstart_table_of_the_tiny_vlm(vlm, data_root, tmp_path):
-    from mmseg_powerone.shapes import quickstart
+    from mmseg_powerone.commands import quickstart
     results = quickstart.quickstart([
         '--vlms', vlm.lower(), '--seeds', '0', '1', '--data-root', data_root,
         '--work-dir', str(tmp_path)])

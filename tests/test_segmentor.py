@@ -277,7 +277,7 @@ def test_bad_window_batch_is_refused_at_build(build_segmentor, bad):
 
 
 def test_auto_window_batch_bounds_the_class_maps_of_a_pass():
-    from mmseg_powerone.models.utils.postprocess import windows_per_pass
+    from mmseg_powerone.models.utils.slide import windows_per_pass
     # one fp32 [windows x batch, C, h, w] map within 512 MiB
     assert windows_per_pass('auto', 30, 1, 21, (512, 512)) == 24
     assert windows_per_pass('auto', 30, 1, 171, (512, 512)) == 2
@@ -341,7 +341,7 @@ def test_itm_reweight_off_is_plain_prompt_softmax(build_segmentor):
 
 @pytest.mark.parametrize('align_corners', [True, False])
 def test_strip_argmax_equals_full_resize(align_corners):
-    from mmseg_powerone.models.utils.maps import upsampled_argmax
+    from mmseg_powerone.models.utils.postprocess import upsampled_argmax
     g = torch.Generator().manual_seed(0)
     for h, w, H, W in [(7, 9, 50, 61), (40, 30, 13, 77), (1, 1, 4, 4)]:
         x = torch.rand(21, h, w, generator=g)
@@ -414,8 +414,7 @@ def test_gradcam_maps_match_an_independent_autograd_computation(
                           class_names=['sky, grass', 'cat', 'dog puppy'],
                           multi_prompt=True)
     pixels = image(48, 64)
-    out = seg.vlm(pixels, seg.prompt_tokens(), [0, 1, 2],
-                  map_mode='gradcam', head=head)
+    out = seg.vlm(pixels, seg.prompt_tokens(), [0, 1, 2])  # built gradcam
     expected = reference_gradcam(seg.adapter, seg.prompts, pixels, [0, 1, 2],
                                  head)
     assert out['attn'].shape == (1, 3, 4, 12)
@@ -439,15 +438,11 @@ def test_gradcam_segments_without_grad_and_chunks_alike(build_segmentor):
 
 
 def test_gradcam_is_training_free_only(build_segmentor):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    seg = build_segmentor(map_mode='gradcam', layers=[0, 1],
-                          train_cfg=dict(tune_embeddings='all')).train()
-    sample = SegDataSample(gt_sem_seg=PixelData(
-        data=torch.zeros(1, 32, 32, dtype=torch.long)))
-    with pytest.raises(ValueError, match="one-shot fine-tuning uses map_mode="
-                       "'attention'"):
-        seg.loss(torch.zeros(1, 3, 32, 32), [sample])
+    """Refused when the model is built, before the VLM loads."""
+    with pytest.raises(ValueError, match="one-shot fine-tuning "
+                       r"\(model.train_cfg\) uses map_mode='attention'"):
+        build_segmentor(map_mode='gradcam', layers=[0, 1],
+                        train_cfg=dict(tune_embeddings='all'))
     with pytest.raises(ValueError, match='gradcam_head=7'):
         build_segmentor(map_mode='gradcam', gradcam_head=7)
     with pytest.raises(ValueError, match='gradcam_head=0: needs'):

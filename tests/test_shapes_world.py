@@ -11,8 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from helpers import REPO
-from mmseg_powerone.shapes.world import (BACKGROUNDS, CLASSES, render,
-                                         write_dataset)
+from mmseg_powerone.commands import pretrain_vlm as pretrain_cmd
+from mmseg_powerone.shapes import captions
+from mmseg_powerone.shapes.tiny_vlms import save_tokenizer
+from mmseg_powerone.shapes.dataset import write_dataset
+from mmseg_powerone.shapes.world import BACKGROUNDS, CLASSES, render
 
 
 def test_render_is_deterministic_and_seeds_differ():
@@ -92,6 +95,7 @@ def test_make_shapes_rejects_bad_counts(tmp_path, args, match):
     assert not [p for p in os.listdir(tmp_path) if p.startswith('.')]
 
 
+@pytest.mark.slow
 def test_make_shapes_refuses_non_empty_output_without_overwrite(tmp_path):
     out = tmp_path / 'shapes'
     out.mkdir()
@@ -125,7 +129,7 @@ def test_unwritable_path_under_a_file(tmp_path):
 
 
 def test_failure_midway_leaves_nothing(tmp_path, monkeypatch):
-    import mmseg_powerone.shapes.world as world
+    import mmseg_powerone.shapes.dataset as world
     calls = {'n': 0}
     real = world.render
 
@@ -162,7 +166,7 @@ def test_dataset_class_loads_the_layout(tmp_path):
 
 # ---------------------------------------------------------------- pretraining
 def tiny_args(tmp_path, **kw):
-    from mmseg_powerone.shapes import pretrain as pretrain_vlm
+    from mmseg_powerone.commands import pretrain_vlm
     args = ['--out', str(tmp_path / 'vlm'), '--steps', '30', '--bow-steps',
             '10', '--batch', '8', '--pool', '64', '--heldout', '20',
             '--width', '32', '--vision-layers', '1', '--text-layers', '2',
@@ -173,27 +177,26 @@ def tiny_args(tmp_path, **kw):
 
 
 def test_caption_truth_with_two_background_kinds():
-    from mmseg_powerone.shapes import pretrain as pv
     scene = ([dict(shape='star', colour='red', size='small', on='grass')],
              ('grass', 'water'))
     star = [('star', 'red', None, None)]
-    assert pv.is_true((star, pv.TEMPLATES[0], ('water',)), scene)
-    assert pv.is_true((star, pv.TEMPLATES[0], ('water', 'grass')), scene)
-    assert not pv.is_true((star, pv.TEMPLATES[0], ('water', 'snow')), scene)
-    assert not pv.is_true(([('ring', None, None, None)], pv.TEMPLATES[0],
+    assert captions.is_true((star, captions.TEMPLATES[0], ('water',)), scene)
+    assert captions.is_true((star, captions.TEMPLATES[0], ('water', 'grass')), scene)
+    assert not captions.is_true((star, captions.TEMPLATES[0], ('water', 'snow')), scene)
+    assert not captions.is_true(([('ring', None, None, None)], captions.TEMPLATES[0],
                            None), scene)
-    assert pv.is_true(([('star', None, None, 'grass')], '{}.', None), scene)
-    assert not pv.is_true(([('star', None, None, 'water')], '{}.', None),
+    assert captions.is_true(([('star', None, None, 'grass')], '{}.', None), scene)
+    assert not captions.is_true(([('star', None, None, 'water')], '{}.', None),
                           scene)
-    assert pv.caption_text(([('star', 'red', None, 'grass')], '{}.', None)) \
+    assert captions.caption_text(([('star', 'red', None, 'grass')], '{}.', None)) \
         == 'a red star on grass.'
-    assert pv.caption_text((star, '{}.', ('grass', 'water'))) == \
+    assert captions.caption_text((star, '{}.', ('grass', 'water'))) == \
         'a red star with grass and water.'
     rng = np.random.default_rng(0)
     for _ in range(200):
-        pos = pv.positive(scene, rng)
-        assert pv.is_true(pos, scene)
-        assert not pv.is_true(pv.word_swap_negative(pos, scene, rng), scene)
+        pos = captions.positive(scene, rng)
+        assert captions.is_true(pos, scene)
+        assert not captions.is_true(captions.word_swap_negative(pos, scene, rng), scene)
 
 
 @pytest.mark.parametrize('arch', ['blip', 'albef', 'llava'])
@@ -210,7 +213,7 @@ def test_short_pretraining_lowers_the_loss(tmp_path, arch):
     def loss_now():
         model.eval()
         with torch.no_grad():
-            return float(pv.ARCHES[arch].step(model, tok, imgs, scenes,
+            return float(pv.STEPS[pv.ARCHES[arch].objective](model, tok, imgs, scenes,
                                               np.random.default_rng(7),
                                               args)[0])
 
@@ -219,7 +222,7 @@ def test_short_pretraining_lowers_the_loss(tmp_path, arch):
     model.train()
     rng = np.random.default_rng(0)
     for _ in range(30):
-        loss, _ = pv.ARCHES[arch].step(model, tok, imgs, scenes, rng, args)
+        loss, _ = pv.STEPS[pv.ARCHES[arch].objective](model, tok, imgs, scenes, rng, args)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -237,7 +240,7 @@ def test_bag_of_words_warm_up_learns(tmp_path, capsys, pool):
     from mmseg_powerone.shapes import pretrain as pv
     args = tiny_args(tmp_path, lr=2e-3, **{'bow-steps': 40, 'bow-pool': pool,
                                            'log-every': 39})
-    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    tok = save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
     model = pv.build_model(tok, args)
     batch = [render(0, 'pretrain', i) for i in range(16)]
     imgs = np.stack([b[0] for b in batch])
@@ -250,9 +253,8 @@ def test_bag_of_words_warm_up_learns(tmp_path, capsys, pool):
 
 @pytest.mark.parametrize('arch', ['blip', 'albef', 'llava'])
 def test_pretraining_script_writes_a_checkpoint_its_adapter_loads(tmp_path, arch):
-    from mmseg_powerone.shapes import pretrain as pv
     from mmseg_powerone.models import ALBEFAdapter, BLIPAdapter, LLaVAAdapter
-    report = pv.pretrain_vlm([
+    report = pretrain_cmd.pretrain_vlm([
         '--arch', arch, '--out', str(tmp_path / 'vlm'), '--steps', '3',
         '--bow-steps', '2', '--batch', '4', '--pool', '16', '--heldout', '10',
         '--width', '32', '--vision-layers', '1', '--text-layers', '3',
@@ -317,7 +319,7 @@ def test_llava_pretraining_asks_what_the_adapter_asks(tmp_path):
     for r in torch.nonzero(kind == pv.YES_NO_ROW).flatten().tolist():
         last = int((target[r] != -100).nonzero())
         text = tok.decode(ids[r, :last + 1])
-        name = next(n for n in pv.SHAPES + pv.BACKGROUNDS
+        name = next(n for n in captions.SHAPES + BACKGROUNDS
                     if f' {n} ' in f' {text} ')
         prompts = adapter.prompt_batch(build_prompts([['background'], [name]],
                                                      '{}'))
@@ -369,8 +371,8 @@ def test_albef_mlm_trains_the_fusion_layers(tmp_path):
     first = None
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     for _ in range(15):
-        loss, stats = pv.AlbefArch.step(model, tok, imgs, scenes,
-                                        np.random.default_rng(3), args)
+        loss, stats = pv.itc_itm_step(model, tok, imgs, scenes,
+                                    np.random.default_rng(3), args)
         opt.zero_grad()
         loss.backward()
         cross = model.text_encoder.encoder.layer[1].crossattention
@@ -385,10 +387,9 @@ def test_albef_mlm_trains_the_fusion_layers(tmp_path):
 
 
 def _short_run(out, arch='blip'):
-    from mmseg_powerone.shapes import pretrain as pv
     extra = ['--caption-weight', '1', '--attribute-questions', '2'] \
         if arch == 'llava' else []
-    return pv.pretrain_vlm([
+    return pretrain_cmd.pretrain_vlm([
         '--arch', arch, '--out', str(out), '--steps', '20', '--bow-steps', '5',
         '--batch', '16', '--pool', '64', '--heldout', '10', '--width', '64',
         '--vision-layers', '1', '--text-layers', '2', '--threads', '2',
@@ -412,11 +413,11 @@ def test_pretraining_is_repeatable_with_two_threads(tmp_path, arch):
 
 
 def test_failed_pretraining_leaves_nothing_behind(tmp_path, monkeypatch):
-    from mmseg_powerone.shapes import pretrain as pv
+    from mmseg_powerone.shapes.pretrain import loop
 
     def boom(*args, **kwargs):
         raise RuntimeError('interrupted')
-    monkeypatch.setattr(pv, 'bow_stage', boom)
+    monkeypatch.setattr(loop, 'bow_stage', boom)
     with pytest.raises(RuntimeError, match='interrupted'):
         _short_run(tmp_path / 'vlm')
     assert os.listdir(tmp_path) == []
@@ -431,10 +432,10 @@ def test_layer_drop_trains_the_kept_cross_attention_layers_only(tmp_path, arch):
     args = tiny_args(tmp_path, arch=arch, **{'text-layers': 4,
                                              'fusion-layer': 1,
                                              'layer-drop': 0.999})
-    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    tok = save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
     model = pv.build_model(tok, args)
-    encoder, first = pv.ARCHES[arch].cross_layers(model)
-    stack = encoder.layer
+    holder, attr, first = pv.ARCHES[arch].cross_layers(model)
+    stack = getattr(holder, attr)
     batch = [render(0, 'pretrain', i) for i in range(4)]
     imgs = np.stack([b[0] for b in batch])
     scenes = [([o.to_json() for o in b[2]], b[3]) for b in batch]
@@ -442,9 +443,9 @@ def test_layer_drop_trains_the_kept_cross_attention_layers_only(tmp_path, arch):
     kept = set()
     for _ in range(6):
         model.zero_grad(set_to_none=True)
-        loss, _ = pv.ARCHES[arch].step(model, tok, imgs, scenes, rng, args)
+        loss, _ = pv.STEPS[pv.ARCHES[arch].objective](model, tok, imgs, scenes, rng, args)
         loss.backward()
-        assert encoder.layer is stack
+        assert getattr(holder, attr) is stack
         trained = [i for i, layer in enumerate(stack) if i >= first and any(
             p.grad is not None for p in layer.crossattention.parameters())]
         assert len(trained) == 1
@@ -457,12 +458,12 @@ def test_layer_drop_trains_the_kept_cross_attention_layers_only(tmp_path, arch):
     model.zero_grad(set_to_none=True)
     state = np.random.default_rng(0)
     with pv.layer_drop(pv.ARCHES[arch], model, 0.0, state):
-        assert encoder.layer is stack
+        assert getattr(holder, attr) is stack
     assert state.random() == np.random.default_rng(0).random()
     with pytest.raises(RuntimeError, match='inside'):
         with pv.layer_drop(pv.ARCHES[arch], model, 0.5, rng):
             raise RuntimeError('inside')
-    assert encoder.layer is stack
+    assert getattr(holder, attr) is stack
 
 
 def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
@@ -473,7 +474,7 @@ def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
     refused."""
     from mmseg_powerone.shapes import pretrain as pv
     args = tiny_args(tmp_path, **{'caption-weight': 1.0, 'lr': 2e-3})
-    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    tok = save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
     model = pv.build_model(tok, args)
     ids, mask = pv.tokenize(tok, ['a red star on grass.', 'a red star on snow.'])
     changed = int((ids[0] != ids[1]).nonzero()[0])
@@ -503,7 +504,7 @@ def test_captioning_loss_is_causal_and_reaches_every_cross_attention(tmp_path):
         caps.append(stats['cap'])
     assert np.mean(caps[-5:]) < 0.8 * np.mean(caps[:5])
     with pytest.raises(SystemExit):
-        pv.parse_args(['--out', 'x', '--arch', 'albef', '--caption-weight',
+        pretrain_cmd.parse_args(['--out', 'x', '--arch', 'albef', '--caption-weight',
                        '0.5'])
 
 
@@ -512,7 +513,7 @@ def test_itm_loss_reads_every_token_or_the_first(tmp_path):
     reads the first token only (BLIP's own ITM)."""
     from mmseg_powerone.shapes import pretrain as pv
     args = tiny_args(tmp_path)
-    tok = pv.save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
+    tok = save_tokenizer(str(tmp_path / 'tok'), pv.WORDS)
     model = pv.build_model(tok, args).eval()
     ids, mask = pv.tokenize(tok, ['a red star.', 'a blue ring on grass.'])
     image = torch.randn(2, 65, 32)
@@ -534,7 +535,7 @@ def test_checkpoint_readme_says_how_the_model_was_trained(tmp_path, tokens,
     """The README beside the weights names the recipe options that change
     how to use or read the model: the ITM token and the captioning loss."""
     from mmseg_powerone.shapes import pretrain as pv
-    auroc = {name: 0.9 for name in list(pv.SHAPES) + ['mean']}
+    auroc = {name: 0.9 for name in list(captions.SHAPES) + ['mean']}
     report = dict(command='python tools/pretrain_vlm.py --out X', arch='blip',
                   seed=0, steps=10, batch=4, wall_time_min=1.0, threads=2,
                   parameters=1e6, heldout=6, final_train=dict(itm_acc=0.5),
@@ -555,7 +556,6 @@ def test_recipe_config_is_the_shipped_models_command(name):
     report records the command)."""
     import json
     import shlex
-    from mmseg_powerone.shapes import pretrain as pv
     recipe = os.path.join(REPO, 'configs', 'pretrain', f'{name}.py')
     with open(os.path.join(REPO, 'checkpoints', name,
                            'pretrain_report.json')) as f:
@@ -564,15 +564,15 @@ def test_recipe_config_is_the_shipped_models_command(name):
     assert command[:2] == ['python', 'tools/pretrain_vlm.py']
     if command[2:] == [f'configs/pretrain/{name}.py']:
         # made by the recipe itself: the settings it recorded are the recipe's
-        from_recipe = vars(pv.parse_args([recipe]))
+        from_recipe = vars(pretrain_cmd.parse_args([recipe]))
         # (None: an option that does not apply to this architecture)
         recorded = {k: v for k, v in report.items()
                     if k in from_recipe and v is not None}
         assert len(recorded) >= 8
         assert recorded == {k: from_recipe[k] for k in recorded}
         return
-    shipped = vars(pv.parse_args(command[2:]))
-    from_recipe = vars(pv.parse_args([recipe]))
+    shipped = vars(pretrain_cmd.parse_args(command[2:]))
+    from_recipe = vars(pretrain_cmd.parse_args([recipe]))
     assert from_recipe.pop('recipe') == recipe and shipped.pop('recipe') is None
     assert from_recipe == shipped
 
@@ -582,15 +582,14 @@ def test_a_short_run_of_the_recipe_equals_the_same_flags(tmp_path):
     shortened on the command line, and the same settings as flags, end
     with the same weights."""
     from safetensors.torch import load_file
-    from mmseg_powerone.shapes import pretrain as pv
     short = ['--steps', '3', '--bow-steps', '2', '--batch', '4', '--pool',
              '16', '--heldout', '10', '--threads', '1', '--log-every', '1000']
     recipe = os.path.join(REPO, 'configs', 'pretrain', 'blip-tiny-shapes.py')
-    a = pv.pretrain_vlm([recipe, '--out', str(tmp_path / 'a')] + short)
+    a = pretrain_cmd.pretrain_vlm([recipe, '--out', str(tmp_path / 'a')] + short)
     flags = ['--arch', 'blip', '--seed', '0', '--bow-pool', 'max',
              '--negatives', '1', '--itc-weight', '0.5', '--itm-tokens',
              'first', '--caption-weight', '0.5']
-    b = pv.pretrain_vlm(['--out', str(tmp_path / 'b')] + flags + short)
+    b = pretrain_cmd.pretrain_vlm(['--out', str(tmp_path / 'b')] + flags + short)
     assert a['command'].startswith('python tools/pretrain_vlm.py ' + recipe)
     wa = load_file(str(tmp_path / 'a' / 'model.safetensors'))
     wb = load_file(str(tmp_path / 'b' / 'model.safetensors'))
@@ -601,9 +600,8 @@ def test_a_short_run_of_the_recipe_equals_the_same_flags(tmp_path):
 
 
 def test_a_recipe_with_an_unknown_key_is_refused(tmp_path, capsys):
-    from mmseg_powerone.shapes import pretrain as pv
     bad = tmp_path / 'bad.py'
     bad.write_text("out = 'x'\nstepz = 3\n")
     with pytest.raises(SystemExit):
-        pv.parse_args([str(bad)])
+        pretrain_cmd.parse_args([str(bad)])
     assert "unknown recipe keys ['stepz']" in capsys.readouterr().err

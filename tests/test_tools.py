@@ -14,6 +14,7 @@ from helpers import REPO, dist_env, metrics_of, run
 CLASSES = ('background', 'cat', 'dog')
 
 
+@pytest.mark.slow
 def test_our_test_tool_prints_miou_table(tiny_config, tmp_path):
     work = str(tmp_path / 'work')
     out = run(['tools/test.py', tiny_config, '--work-dir', work,
@@ -29,6 +30,7 @@ def test_our_test_tool_prints_miou_table(tiny_config, tmp_path):
     assert pred.shape == (64, 64) and pred.max() < len(CLASSES)
 
 
+@pytest.mark.slow
 def test_stock_mmseg_test_tool_with_exported_checkpoint(tiny_config, tmp_path):
     import mmseg
     stock = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'tools',
@@ -47,6 +49,7 @@ def test_stock_mmseg_test_tool_with_exported_checkpoint(tiny_config, tmp_path):
     assert metrics_of(stock_work)['mIoU'] == metrics_of(ours_work)['mIoU']
 
 
+@pytest.mark.slow
 def test_dist_test_two_processes_match_one(tiny_config, tmp_path):
     env = dist_env()
     two, one = str(tmp_path / 'two'), str(tmp_path / 'one')
@@ -151,7 +154,7 @@ def test_voc21_oneshot_config_has_the_reference_schedule():
 
 
 def test_quickstart_table_has_a_column_per_vlm_and_seed():
-    from mmseg_powerone.shapes import quickstart
+    from mmseg_powerone.commands import quickstart
 
     def result(vlm, seed, layers, miou):
         return dict(vlm=vlm, seed=seed, presence_auroc={'mean': 0.9},
@@ -179,7 +182,7 @@ def test_quickstart_table_has_a_column_per_vlm_and_seed():
 def test_quickstart_prints_one_table_per_vlm():
     """--vlms blip albef llava: a table per VLM under its name, each with
     its own matching score named; one VLM alone: its table only."""
-    from mmseg_powerone.shapes import quickstart
+    from mmseg_powerone.commands import quickstart
 
     def result(vlm, seed):
         return dict(vlm=vlm, seed=seed, presence_auroc={'mean': 0.9},
@@ -206,8 +209,8 @@ def test_quickstart_prints_one_table_per_vlm():
 
 
 def oneshot_eval_module():
-    from mmseg_powerone.apis import oneshot
-    return oneshot
+    from mmseg_powerone.commands import oneshot_eval
+    return oneshot_eval
 
 
 def test_oneshot_eval_forks_only_with_a_cpu_only_torch(monkeypatch):
@@ -283,11 +286,12 @@ def test_cfg_options_values_keep_their_spaces(text, value):
     """mmengine's DictAction deletes every space and quote of a list value
     ('square shape' became 'squareshape'); ours keeps them and reads bare
     values as mmengine does."""
-    from mmseg_powerone.utils.cli import cfg_options_dict, parse_cfg_value
+    from mmseg_powerone.commands.cli import cfg_options_dict, parse_cfg_value
     assert parse_cfg_value(text) == value
     assert cfg_options_dict([f'model.x={text}']) == {'model.x': value}
 
 
+@pytest.mark.slow
 def test_cfg_options_with_spaces_reach_the_model(tiny_config, tmp_path):
     """A template and a class name with spaces, through tools/test.py: the
     run uses them as written."""
@@ -302,11 +306,12 @@ def test_cfg_options_with_spaces_reach_the_model(tiny_config, tmp_path):
 
 
 def test_cfg_options_item_without_value_says_how_to_quote():
-    from mmseg_powerone.utils.cli import cfg_options_dict
+    from mmseg_powerone.commands.cli import cfg_options_dict
     with pytest.raises(SystemExit):
         cfg_options_dict(["model.prompt_templates=['A", 'photo'])
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_busy_work_dir_stops_naming_the_first(tiny_config,
                                                                  tmp_path):
     """Two runs on one work dir (started in the same second they shared
@@ -314,7 +319,7 @@ def test_a_second_run_on_a_busy_work_dir_stops_naming_the_first(tiny_config,
     and names it; once it is free, runs proceed."""
     import subprocess
     import sys
-    from mmseg_powerone.utils.cli import work_dir_lock
+    from mmseg_powerone.engine.run_guards import work_dir_lock
     work = str(tmp_path / 'w')
     with work_dir_lock(work):
         proc = subprocess.run(
@@ -333,7 +338,7 @@ def test_ctrl_c_says_interrupted(fault, capsys):
     lands in mmengine's config formatting during a checkpoint save (which
     turned it into "SyntaxError: Failed to format the config file" and the
     whole config)."""
-    from mmseg_powerone.utils.cli import interruptible
+    from mmseg_powerone.commands.cli import interruptible
 
     def save_checkpoint():
         try:
@@ -361,44 +366,69 @@ TOOLS = ['benchmark', 'convert_coco_object', 'demo', 'distill',
          'test', 'train']
 
 
-# Where each tool's usage text lives (a tool is a thin CLI over the package).
-TOOL_DOCS = {
-    'train': ('mmseg_powerone.apis.train_test', 'TRAIN_DOC'),
-    'test': ('mmseg_powerone.apis.train_test', 'TEST_DOC'),
-    'oneshot_eval': ('mmseg_powerone.apis.oneshot', '__doc__'),
-    'quickstart': ('mmseg_powerone.shapes.quickstart', '__doc__'),
-    'rank_layers': ('mmseg_powerone.apis.layer_ranking', '__doc__'),
-    'reproduce_table': ('mmseg_powerone.apis.reproduce', '__doc__'),
-    'demo': ('mmseg_powerone.apis.demo', '__doc__'),
-    'benchmark': ('mmseg_powerone.apis.benchmark', '__doc__'),
-    'pretrain_vlm': ('mmseg_powerone.shapes.pretrain', '__doc__'),
-    'pseudo_label': ('mmseg_powerone.distill.commands', 'PSEUDO_LABEL_DOC'),
-    'distill': ('mmseg_powerone.distill.commands', 'DISTILL_DOC'),
-}
+# Where each tool's usage text lives (a tool is a thin CLI over its
+# command): the command module's docstring, or the constant named here.
+TOOL_DOCS = {'train': 'TRAIN_DOC', 'test': 'TEST_DOC'}
+
+
+def tool_doc(tool):
+    import importlib
+    import inspect
+
+    from mmseg_powerone.commands import COMMANDS
+    module = importlib.import_module(COMMANDS[tool].split(':')[0])
+    return inspect.cleandoc(getattr(module, TOOL_DOCS.get(tool, '__doc__')))
+
+
+def test_every_tool_is_a_command():
+    """tools/NAME.py and ``python -m mmseg_powerone.commands NAME`` are one
+    command (a wheel has no tools/ folder)."""
+    from mmseg_powerone.commands import COMMANDS
+    tools = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, 'tools'))
+                   if f.endswith('.py'))
+    assert tools == sorted(TOOLS) == sorted(COMMANDS)
+    for tool in tools:
+        module, function = COMMANDS[tool].split(':')
+        text = open(os.path.join(REPO, 'tools', f'{tool}.py')).read()
+        assert f'from {module} import {function}' in text, tool
+
+
+def _help(argv, monkeypatch, capsys, script=None):
+    """What ``--help`` prints, run in this process: ``tools/NAME.py`` as a
+    script (``script``), else ``python -m mmseg_powerone.commands``."""
+    import runpy
+    import sys
+
+    from mmseg_powerone.commands import main
+    with pytest.raises(SystemExit) as exit_:
+        if script:
+            monkeypatch.setattr(sys, 'argv', [script] + argv)
+            runpy.run_path(script, run_name='__main__')
+        else:
+            main(argv)
+    assert exit_.value.code in (0, None)
+    return capsys.readouterr().out
 
 
 @pytest.mark.parametrize('tool', TOOLS)
-def test_help_is_whole_and_shows_defaults(tool):
+def test_help_is_whole_and_shows_defaults(tool, monkeypatch, capsys):
     """Every tool's --help: its whole description (no sentence cut after
-    the first line), and a help text and default for every option."""
-    import ast
-    import importlib
-    import inspect
-    import subprocess
-    import sys
+    the first line), and a help text and default for every option; the
+    package's command of that name prints the same."""
     path = os.path.join(REPO, 'tools', f'{tool}.py')
-    if tool in TOOL_DOCS:
-        module, attr = TOOL_DOCS[tool]
-        doc = inspect.cleandoc(getattr(importlib.import_module(module), attr))
-    else:
-        doc = ast.get_docstring(ast.parse(open(path).read()))
-    out = subprocess.run([sys.executable, path, '--help'], cwd=REPO,
-                         capture_output=True, text=True, timeout=300).stdout
-    assert ' '.join(doc.split()) in ' '.join(out.split()), tool
+    out = _help(['--help'], monkeypatch, capsys, script=path)
+    assert out.startswith(f'usage: {tool}.py'), out[:200]
+    assert ' '.join(tool_doc(tool).split()) in ' '.join(out.split()), tool
+    # the same command, as a wheel user starts it; the same text after the
+    # usage lines (whose wrapping follows the program's name)
+    same = _help([tool, '--help'], monkeypatch, capsys)
+    assert same.startswith(f'usage: python -m mmseg_powerone.commands {tool}')
+    assert same.split('\n\n', 1)[1] == out.split('\n\n', 1)[1], tool
     if tool != 'reproduce_table':  # positional arguments only
         assert '(default: ' in out, out
 
 
+@pytest.mark.slow
 def test_runs_say_what_they_use(oneshot_config, tmp_path):
     """A one-shot training logs the supports it drew and the classes and
     layers it runs with; InfoScore logs its progress."""
@@ -411,6 +441,7 @@ def test_runs_say_what_they_use(oneshot_config, tmp_path):
         in out
 
 
+@pytest.mark.slow
 def test_infoscore_logs_progress(tiny_config, tmp_path):
     cfg = tmp_path / 'infoscore.py'
     cfg.write_text(f"_base_ = [{tiny_config!r}]\nmodel = dict(layers='infoscore')\n"
@@ -420,25 +451,30 @@ def test_infoscore_logs_progress(tiny_config, tmp_path):
 
 
 def test_run_tool_echoes_progress_lines(capsys):
-    from mmseg_powerone.apis.oneshot import run_tool
+    from mmseg_powerone.commands.processes import run_tool
     run_tool(['test', '--help'], 'test', echo='usage:')
     printed = capsys.readouterr().out
     assert printed.startswith('usage: ') and 'CHECKPOINT' not in printed
 
 
+@pytest.mark.slow
 def test_commands_run_in_a_fresh_interpreter_without_a_checkout(tmp_path):
     """The commands the draw protocol starts are the package's, not files
     under tools/: they run from any folder."""
     import subprocess
     import sys
     out = subprocess.run(
-        [sys.executable, '-m', 'mmseg_powerone.apis.commands', 'train',
+        [sys.executable, '-m', 'mmseg_powerone.commands', 'train',
          '--help'], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert 'Train a segmentor' in out.stdout
     bad = subprocess.run(
-        [sys.executable, '-m', 'mmseg_powerone.apis.commands', 'nope'],
+        [sys.executable, '-m', 'mmseg_powerone.commands', 'nope'],
         cwd=tmp_path, capture_output=True, text=True)
-    assert bad.returncode != 0 and "Unknown command 'nope'" in bad.stderr
+    assert bad.returncode != 0 and "unknown command 'nope'" in bad.stderr
+    listing = subprocess.run(
+        [sys.executable, '-m', 'mmseg_powerone.commands', '--help'],
+        cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert 'make_shapes' in listing and 'oneshot_eval' in listing
 
 
 def test_oneshot_schedule_combines_with_another_runtime(tmp_path):

@@ -1,6 +1,6 @@
 """Speed and memory of the segmentor's map path beside a naive loop and the
-floor (``--help`` for usage; the code is ``mmseg_powerone.apis.benchmark``)."""
-from mmseg_powerone.apis.benchmark import benchmark
+floor (``--help`` for usage; the code is ``mmseg_powerone.commands.benchmark.speed``)."""
+from mmseg_powerone.commands.benchmark.speed import benchmark
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Segment images with class names given on the command line and draw what
 the model sees (``--help`` for usage; the code is
-``mmseg_powerone.apis.demo``)."""
-from mmseg_powerone.apis.demo import demo
+``mmseg_powerone.commands.demo``)."""
+from mmseg_powerone.commands.demo import demo
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """One-shot fine-tuning over several support draws: train and test per
 draw, then mean and std of mIoU, as the paper reports (``--help`` for usage;
-the code is ``mmseg_powerone.apis.oneshot``)."""
-from mmseg_powerone.apis.oneshot import oneshot_eval
+the code is ``mmseg_powerone.commands.oneshot_eval``)."""
+from mmseg_powerone.commands.oneshot_eval import oneshot_eval
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Pretrain the embedded tiny BLIP or ALBEF on synthetic captions
-(``--help`` for usage; the code is ``mmseg_powerone.shapes.pretrain``)."""
-from mmseg_powerone.shapes.pretrain import pretrain_vlm
+(``--help`` for usage; the code is ``mmseg_powerone.commands.pretrain_vlm``)."""
+from mmseg_powerone.commands.pretrain_vlm import pretrain_vlm
 
 
 def main(argv=None):

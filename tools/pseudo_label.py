@@ -1,6 +1,6 @@
 """Label a split's images with a teacher, for a student to train on
-(``--help`` for usage; the code is ``mmseg_powerone.distill``)."""
-from mmseg_powerone.distill.commands import pseudo_label_command
+(``--help`` for usage; the code is ``mmseg_powerone.commands.pseudo_label``)."""
+from mmseg_powerone.commands.pseudo_label import pseudo_label_command
 
 
 def main(argv=None):

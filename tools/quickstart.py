@@ -1,6 +1,6 @@
 """The method end to end on the embedded world, in a few minutes on a CPU
-(``--help`` for usage; the code is ``mmseg_powerone.shapes.quickstart``)."""
-from mmseg_powerone.shapes.quickstart import quickstart
+(``--help`` for usage; the code is ``mmseg_powerone.commands.quickstart``)."""
+from mmseg_powerone.commands.quickstart import quickstart
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Rank a config's attention layers by InfoScore, optionally beside each
 layer's mIoU (``--help`` for usage; the code is
-``mmseg_powerone.apis.layer_ranking``)."""
-from mmseg_powerone.apis.layer_ranking import rank_layers_cli
+``mmseg_powerone.commands.rank_layers``)."""
+from mmseg_powerone.commands.rank_layers import rank_layers_cli
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Collect the results of tools/reproduce.sh into one table (``--help`` for
-usage; the code is ``mmseg_powerone.apis.reproduce``)."""
-from mmseg_powerone.apis.reproduce import reproduce_table
+usage; the code is ``mmseg_powerone.commands.reproduce_table``)."""
+from mmseg_powerone.commands.reproduce_table import reproduce_table
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Test (and evaluate) a segmentor, as mmseg's tools/test.py does
-(``--help`` for usage; the code is ``mmseg_powerone.apis.train_test.test``)."""
-from mmseg_powerone.apis.train_test import test
+(``--help`` for usage; the code is ``mmseg_powerone.commands.train_test.test``)."""
+from mmseg_powerone.commands.train_test import test
 
 
 def main(argv=None):

@@ -28,8 +28,6 @@ import mmcv
 import numpy as np
 import torch
 from mmengine import fileio
-from mmseg.datasets import BaseSegDataset
-from mmseg.registry import DATASETS
 
 from ..class_names import split_synonyms
 from ..models.utils.postprocess import IGNORE_INDEX
@@ -38,22 +36,6 @@ from ..utils.resources import load_config
 
 # The reference schedule (configs/_base_/schedules/oneshot_5passes.py).
 SCHEDULE = 'mmseg_powerone::_base_/schedules/oneshot_5passes.py'
-
-
-@DATASETS.register_module()
-class ExampleListDataset(BaseSegDataset):
-    """Images and label maps listed in a JSON file (``ann_file``): a list of
-    ``{"img_path": ..., "seg_map_path": ...}``, absolute paths. What
-    :meth:`PowerOneInferencer.adapt` trains on."""
-
-    def load_data_list(self) -> List[dict]:
-        with open(self.ann_file, encoding='utf-8') as f:
-            items = json.load(f)
-        return [dict(img_path=item['img_path'],
-                     seg_map_path=item['seg_map_path'],
-                     label_map=self.label_map,
-                     reduce_zero_label=self.reduce_zero_label, seg_fields=[])
-                for item in items]
 
 
 def _name(i: int, item) -> str:
@@ -269,11 +251,6 @@ def adaptation_config(cfg, class_spec, layers, ann_file: str,
     cfg.load_from = None
     cfg.launcher = 'none'
     return cfg
-
-
-def last_checkpoint(work_dir: str) -> str:
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
 
 
 def tuned_test_config(cfg, layers):

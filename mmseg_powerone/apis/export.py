@@ -32,7 +32,6 @@ def export_checkpoint(config, out: str, cfg_options: Optional[dict] = None,
     infoscore = None
     if model.layers is None:
         infoscore = _rank_for_export(cfg, model, num_images)
-        model.set_layers(infoscore['selected'], infoscore)
     meta = dict(
         mmseg_powerone=mmseg_powerone.__version__,
         vlm=dict(cfg.model.vlm),
@@ -48,20 +47,13 @@ def export_checkpoint(config, out: str, cfg_options: Optional[dict] = None,
 
 
 def _rank_for_export(cfg, model, num_images):
-    """InfoScore's layers on the images the config's InfoScoreHook reads."""
+    """The layers the config's ``InfoScoreHook`` chooses, on the images it
+    would rank on (its cache when it names a ``cache_dir``)."""
     from mmengine.runner import Runner
 
-    from ..infoscore.analysis import rank_layers
-    hooks = [h for h in cfg.get('custom_hooks') or []
-             if h.get('type') == 'InfoScoreHook']
-    if not hooks:
-        raise ValueError(
-            "The config chooses its layers by InfoScore (model.layers="
-            "'infoscore') but has no InfoScoreHook to say on which images. "
-            'Add custom_hooks=[dict(type=\'InfoScoreHook\')], or fix the '
-            "layers: --cfg-options 'model.layers=[0,3]'.")
-    hook = hooks[0]
-    split = hook.get('dataloader') or 'test'
+    from ..engine.hooks.infoscore_hook import config_infoscore_hook, hook_split
+    hook = config_infoscore_hook(cfg, num_images=num_images)
+    split = hook_split(hook)
     try:
         loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
     except Exception as e:  # noqa: BLE001  (any failure to find the images)
@@ -70,6 +62,4 @@ def _rank_for_export(cfg, model, num_images):
             f'images, which could not be loaded ({e}). Point '
             f'{split}_dataloader.dataset at them, or fix the layers: '
             "--cfg-options 'model.layers=[0,3]'.") from e
-    n = num_images or hook.get('num_images', 100)
-    topk = hook.get('topk') or model.topk
-    return rank_layers(model, loader, n, topk)
+    return hook.select_layers(model, loader)

@@ -14,6 +14,7 @@ from mmengine.infer.infer import ModelType
 from mmseg.apis import MMSegInferencer
 
 from ..class_names import parse_class_names, split_synonyms
+from ..models.utils.tuned_state import restore_layers
 from ..utils.labels import save_label_png
 from ..utils.resources import load_config
 
@@ -77,9 +78,7 @@ class PowerOneInferencer(MMSegInferencer):
         if checkpoint is not None:
             from mmengine.runner.checkpoint import _load_checkpoint_to_model
             _load_checkpoint_to_model(model, checkpoint)
-            saved = checkpoint.get('meta', {}).get('infoscore')
-            if saved and model.layers is None:
-                model.set_layers(saved['selected'], saved)
+            restore_layers(model, checkpoint)
         if model.layers is None and self._default_layers is not None:
             model.set_layers(self._default_layers)
         # the model's classes, never the Cityscapes default of mmseg's loader
@@ -170,8 +169,9 @@ class PowerOneInferencer(MMSegInferencer):
         weights. Bad examples raise before anything is written.
         """
         from ..engine.runner import build_runner
-        from ..models.utils.tuned_state import decode_info
-        from .adapt import (adaptation_config, last_checkpoint, read_examples,
+        from ..models.utils.tuned_state import checkpoint_layers
+        from ..utils.io import last_checkpoint
+        from .adapt import (adaptation_config, read_examples,
                             tuned_test_config, write_examples)
         read = read_examples(examples, classes)
         self.set_classes(classes, background)
@@ -196,8 +196,7 @@ class PowerOneInferencer(MMSegInferencer):
             build_runner(cfg).train()
             checkpoint = torch.load(last_checkpoint(work), map_location='cpu',
                                     weights_only=True)
-        tuned_layers = decode_info(
-            checkpoint['state_dict']['_extra_state'])['layers']
+        tuned_layers, _ = checkpoint_layers(checkpoint)
         test_cfg = tuned_test_config(cfg, tuned_layers)
         device = next(self.model.parameters()).device
         tuned = PowerOneInferencer(test_cfg, device=str(device))

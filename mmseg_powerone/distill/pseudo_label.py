@@ -336,8 +336,8 @@ def pseudo_label(config: str, checkpoint: Optional[str], out_dir: str,
     ``out_dir``; resumes an interrupted run. ``cfg_options`` and
     ``data_cfg_options`` override settings of the two configs. Returns the
     folder's record."""
-    from ..utils.cli import (init_cpu_process_group, process_group_closed,
-                             work_dir_lock)
+    from ..engine.run_guards import (init_cpu_process_group,
+                                     process_group_closed, work_dir_lock)
     from ..utils.resources import load_config
     rule = rule or ConfidenceRule()
     cfg = load_config(config)

@@ -26,7 +26,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write, read_last_checkpoint
 
 _CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
@@ -80,11 +80,10 @@ def find_latest_checkpoint(path):
     file that is gone or cut short, falls back to the newest complete
     checkpoint, and says so. Object-store pointers are taken as they are."""
     pointer = os.path.join(path, 'last_checkpoint')
-    if not os.path.exists(pointer):
+    last_saved = read_last_checkpoint(path)
+    if last_saved is None:
         print_log('Did not find last_checkpoint to be resumed.')
         return None
-    with open(pointer) as f:
-        last_saved = f.read().strip()
     if last_saved and ('://' in last_saved or (
             os.path.exists(last_saved) and is_complete_checkpoint(last_saved))):
         return last_saved

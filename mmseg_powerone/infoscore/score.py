@@ -20,25 +20,14 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
+from ..models.utils.settings import check_topk
+
 EPS = 1e-8
 
 
 # The reference code clamps each pixel's class probabilities at this value
 # before averaging them into a marginal (and every later quantity with it).
 PIXEL_EPS = 1e-6
-
-
-def check_topk(topk, num_layers=None, what: str = 'topk') -> int:
-    """``topk`` checked: a positive integer, at most ``num_layers`` when
-    that is known. The one check behind the segmentor's ``topk``, the
-    hook's and the ranking's."""
-    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1 or \
-            (num_layers is not None and topk > num_layers):
-        where = (f'this VLM has {num_layers} attention layers; choose topk '
-                 f'in [1, {num_layers}].' if num_layers is not None else
-                 "it must be a positive integer or None (the model's topk).")
-        raise ValueError(f'{what}={topk!r}: {where}')
-    return topk
 
 
 def class_marginals(maps: torch.Tensor, size, align_corners: bool) -> torch.Tensor:

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from typing import Optional
 
 
 @contextlib.contextmanager
@@ -115,3 +116,25 @@ def read_json_cache(path: str, what: str):
         warnings.warn(f'{what}: the cache file {path} is damaged ({e}); '
                       'computing it again and replacing it.')
         return None
+
+
+def read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """What mmengine's ``last_checkpoint`` pointer in ``work_dir`` names
+    ('' when it is empty), or None when there is no pointer. The one place
+    the pointer is read: the runner's resume, the commands and ``adapt``."""
+    pointer = os.path.join(work_dir, 'last_checkpoint')
+    if not os.path.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        return f.read().strip()
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint a finished training run in ``work_dir`` saved last;
+    FileNotFoundError naming the folder when it saved none."""
+    path = read_last_checkpoint(work_dir)
+    if not path:
+        raise FileNotFoundError(
+            f'Training wrote no checkpoint in {work_dir} (no or an empty '
+            'last_checkpoint file): its log there says why.')
+    return path

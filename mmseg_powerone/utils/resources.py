@@ -82,3 +82,29 @@ def register_config_scope() -> None:
     name, as our tools do.)"""
     from mmengine.config.utils import MODULE2PACKAGE
     MODULE2PACKAGE.setdefault(PACKAGE, 'mmseg-powerone')
+
+
+def build_model_and_loader(config, cfg_options=None, split='test'):
+    """Load a config, build its segmentor (eval mode) and a dataloader of
+    the given split, for analysis tools that run outside a Runner."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from mmseg.registry import MODELS
+    cfg = load_config(config) if isinstance(config, str) else config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(cfg.model).eval()
+    try:
+        loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
+    except ValueError as e:
+        # mmengine's symptom of a dataset that found no samples
+        if 'need at least one array' not in str(e):
+            raise
+        ds = cfg[f'{split}_dataloader'].dataset
+        ds = ds.get('dataset', ds)
+        raise ValueError(
+            f'The {split} dataset found no images under data_root='
+            f'{ds.get("data_root")!r}, data_prefix={ds.get("data_prefix")}: '
+            f'point {split}_dataloader.dataset at a folder with images.') from e
+    return cfg, model, loader

@@ -1,5 +1,9 @@
 """InfoScoreHook: choose the model's attention layers by InfoScore before a
-test or a training run, without labels."""
+test or a training run, without labels. The one home of layer selection:
+runs through mmengine reach it by its runner events; ``export_checkpoint``
+and ``tools/rank_layers.py`` build the config's hook
+(:func:`config_infoscore_hook`) and call :meth:`InfoScoreHook.rank` or
+:meth:`InfoScoreHook.select_layers`."""
 import hashlib
 import json
 import os.path as osp
@@ -12,7 +16,8 @@ from mmseg.registry import HOOKS
 
 from ...infoscore.analysis import rank_layers
 from ...infoscore.report import format_table, plot
-from ...infoscore.score import check_topk
+from ...models.utils.settings import check_topk
+from ...models.utils.tuned_state import restore_layers
 from ...utils import (atomic_write, fingerprint_files, read_json_cache,
                       unwrap_model)
 from ...utils.io import hash_state_dict
@@ -80,49 +85,76 @@ class InfoScoreHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = unwrap_model(runner.model)
-        saved = checkpoint.get('meta', {}).get('infoscore')
-        if saved and getattr(model, 'layer_selection', None) == 'infoscore':
-            model.set_layers(saved['selected'], saved)
+        had = getattr(model, 'layers', None)
+        layers = restore_layers(model, checkpoint)
+        if had is None and layers is not None:
             runner.logger.info(
-                f'InfoScore layers from the checkpoint: {saved["selected"]}')
+                f'InfoScore layers from the checkpoint: {layers}')
 
     # -------------------------------------------------------- work
     def _select(self, runner, dataloader) -> None:
         model = unwrap_model(runner.model)
         if getattr(model, 'layer_selection', None) != 'infoscore' \
                 or model.layers is not None:
-            return
+            return  # before a dataloader is built for nothing
         if self.dataloader is not None:
             dataloader = getattr(runner, f'{self.dataloader}_dataloader')
+        self.select_layers(model, dataloader, runner.work_dir, runner.logger)
+
+    def select_layers(self, model, dataloader, work_dir: Optional[str] = None,
+                      logger=None) -> Optional[dict]:
+        """Give ``model`` its top-k InfoScore layers, ranked on
+        ``dataloader``'s images, when it asks for them (``layers=
+        'infoscore'``) and has none yet; returns the ranking, or None when
+        the model's layers are fixed or already chosen."""
+        if getattr(model, 'layer_selection', None) != 'infoscore' \
+                or model.layers is not None:
+            return None
+        result = self.rank(model, dataloader, work_dir, logger)
+        model.set_layers(result['selected'], result)
+        return result
+
+    def rank(self, model, dataloader, work_dir: Optional[str] = None,
+             logger=None) -> dict:
+        """InfoScore of every attention layer of ``model`` on the first
+        ``num_images`` images of ``dataloader`` and the top k (the
+        hook's ``topk``, else the model's), reused from the cache when
+        nothing it depends on changed. With ``work_dir``, the cache lives
+        there (unless ``cache_dir`` is set) and the ranking is written to
+        ``work_dir/infoscore.{json,png}``; without either, nothing is
+        cached or written."""
+        log = logger.info if logger is not None else (lambda msg: None)
         n_layers = model.adapter.num_layers
         topk = check_topk(self.topk or model.topk, n_layers,
                           'InfoScoreHook: topk')
-        key = self._cache_key(model, dataloader, topk)
-        cache_file = osp.join(self.cache_dir or osp.join(runner.work_dir,
-                                                         'infoscore_cache'),
-                              f'infoscore-{key[:20]}.json')
-        result = read_json_cache(cache_file, 'InfoScoreHook') \
-            if self.cache else None
+        cache_dir = self.cache_dir or (
+            osp.join(work_dir, 'infoscore_cache') if work_dir else None)
+        cache_file = None
+        result = None
+        if self.cache and cache_dir:
+            key = self._cache_key(model, dataloader, topk)
+            cache_file = osp.join(cache_dir, f'infoscore-{key[:20]}.json')
+            result = read_json_cache(cache_file, 'InfoScoreHook')
         if result is not None and not _is_ranking(result, n_layers):
             warnings.warn(f'InfoScoreHook: the cache file {cache_file} does '
                           'not hold a layer ranking; computing it again and '
                           'replacing it.')
             result = None
         if result is not None:
-            runner.logger.info(
-                f'InfoScore: reusing the ranking of {result["num_images"]} '
-                f'images (layers {result["selected"]}) cached in {cache_file}:'
-                ' same weights, classes, preprocessing and image files (by '
-                'content). cache=False in InfoScoreHook ranks again.')
+            log(f'InfoScore: reusing the ranking of {result["num_images"]} '
+                f'images (layers {result["selected"]}) cached in '
+                f'{cache_file}: same weights, classes, preprocessing and '
+                'image files (by content). cache=False in InfoScoreHook '
+                'ranks again.')
         else:
             result = rank_layers(model, dataloader, self.num_images, topk)
-            if self.cache and is_main_process():
+            if cache_file and is_main_process():
                 _write_json(cache_file, result)
-        model.set_layers(result['selected'], result)
-        runner.logger.info('InfoScore ranking:\n' + format_table(result))
-        if is_main_process():
-            _write_json(osp.join(runner.work_dir, 'infoscore.json'), result)
-            plot(result, osp.join(runner.work_dir, 'infoscore.png'))
+        log('InfoScore ranking:\n' + format_table(result))
+        if work_dir and is_main_process():
+            _write_json(osp.join(work_dir, 'infoscore.json'), result)
+            plot(result, osp.join(work_dir, 'infoscore.png'))
+        return result
 
     def _cache_key(self, model, dataloader, topk) -> str:
         h = hashlib.sha256()
@@ -174,3 +206,27 @@ def _is_ranking(result, num_layers: int) -> bool:
 def _write_json(path: str, obj) -> None:
     with atomic_write(path, 'w') as f:
         json.dump(obj, f, indent=2)
+
+
+def config_infoscore_hook(cfg, **overrides) -> InfoScoreHook:
+    """The ``InfoScoreHook`` a config's ``custom_hooks`` hold, built, with
+    ``overrides`` (None values ignored) of its arguments: what callers
+    outside a Runner rank layers with, so they rank as the config's runs
+    do. ValueError, with the fix, when the config has none."""
+    hooks = [h for h in cfg.get('custom_hooks') or []
+             if h.get('type') in ('InfoScoreHook', InfoScoreHook)]
+    if not hooks:
+        raise ValueError(
+            "The config chooses its layers by InfoScore (model.layers="
+            "'infoscore') but has no InfoScoreHook to say on which images. "
+            "Add custom_hooks=[dict(type='InfoScoreHook')], or fix the "
+            "layers: --cfg-options 'model.layers=[0,3]'.")
+    args = {k: v for k, v in hooks[0].items() if k not in ('type', 'priority')}
+    args.update({k: v for k, v in overrides.items() if v is not None})
+    return InfoScoreHook(**args)
+
+
+def hook_split(hook: InfoScoreHook, default: str = 'test') -> str:
+    """The split whose images ``hook`` ranks on outside a Runner: its
+    ``dataloader``, else ``default`` (a test run's)."""
+    return hook.dataloader or default

@@ -26,13 +26,22 @@ class ALBEFAdapter(FusionEncoderAdapter):
             checkpoint; not stored in the file).
         prompt_chunk: prompts per text-encoder pass (memory bound only).
         local_files_only: passed to the tokenizer's ``from_pretrained``.
+        itm_reduce, map_mode, gradcam_head: the map settings (see
+            :class:`BaseVLMAdapter`); the segmentor passes its own.
     """
+
+    MODULE_PATHS = dict(vision_encoder='visual_encoder',
+                        text_layers='text_encoder.encoder.layer',
+                        text_embeddings='text_encoder.embeddings',
+                        itm_head='itm_head')
 
     def __init__(self, checkpoint: str, tokenizer: str = 'bert-base-uncased',
                  vision_heads: int = 12, text_heads: int = 12,
                  prompt_chunk: int = 64, local_files_only: Optional[bool] = None,
-                 init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+                 itm_reduce: str = 'max', map_mode: str = 'attention',
+                 gradcam_head=None, init_cfg=None):
+        super().__init__(itm_reduce=itm_reduce, map_mode=map_mode,
+                         gradcam_head=gradcam_head, init_cfg=init_cfg)
         self.prompt_chunk = check_prompt_chunk(prompt_chunk)  # before loading
         from transformers import AutoTokenizer
         self.checkpoint = checkpoint
@@ -52,7 +61,6 @@ class ALBEFAdapter(FusionEncoderAdapter):
         self.num_heads = text_heads
         self.max_tokens = self.model.text_cfg.max_position_embeddings
         self.patch_size = self.model.visual_encoder.patch_size
-        self._init_fusion()
 
     def signature(self) -> Dict:
         vision, text = self.model.vision_cfg, self.model.text_cfg
@@ -63,10 +71,6 @@ class ALBEFAdapter(FusionEncoderAdapter):
                     patch_size=self.patch_size, weights=weights_fingerprint(
                         self.model.itm_head.weight,
                         self.model.visual_encoder.patch_embed.proj.weight))
-
-    @property
-    def vision_encoder(self) -> torch.nn.Module:
-        return self.model.visual_encoder
 
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         grid = (inputs.shape[2] // self.patch_size,

@@ -4,12 +4,13 @@ An adapter hides one VLM's internals behind the few calls the segmentor
 needs. It knows nothing of datasets or classes beyond the prompts it gets.
 """
 import hashlib
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
 
 from ...class_names import PromptSet
+from ..utils.settings import check_map_settings
 
 
 def weights_fingerprint(*tensors: torch.Tensor) -> str:
@@ -59,18 +60,72 @@ def balanced_chunk(num_prompts: int, prompt_chunk: int) -> int:
 class BaseVLMAdapter(BaseModule):
     """Adapter interface.
 
-    Subclasses set ``num_layers`` (the text-to-image attention layers, indexed
-    from 0), ``num_heads`` (heads of those layers) and ``patch_size`` (input
-    sizes are padded to a multiple of it).
+    A subclass loads its VLM in ``__init__`` (after ``super().__init__``
+    with the map settings) and sets ``num_heads`` (heads of the
+    text-to-image attention layers), ``patch_size`` (input sizes are padded
+    to a multiple of it), ``tokenizer`` and ``prompt_chunk``; ``num_layers``
+    (the text-to-image attention layers, indexed from 0) is set or derived
+    from the model. ``MODULE_PATHS`` names where the wrapped ``model`` keeps
+    its parts (``get_submodule`` paths): the adapter reads its modules
+    through :meth:`part`, and pretraining the embedded tiny VLMs reads the
+    same table (:meth:`part_of`), so a VLM's layout is stated once.
+
+    Args:
+        itm_reduce: how a prompt's per-token ITM match becomes its score,
+            one of :data:`~mmseg_powerone.models.utils.maps.ITM_REDUCE_MODES`
+            (see :func:`~mmseg_powerone.models.utils.maps.reduce_itm`).
+        map_mode: 'attention' (the pre-softmax text-to-image attention,
+            steps 1-2 of docs/en/method.md) or 'gradcam' (post-softmax
+            attention times its positive gradient of the matching logit).
+        gradcam_head: with 'gradcam', one head's map (None: their mean).
     """
 
     num_layers: int
     num_heads: int
     patch_size: int
+    MODULE_PATHS: Dict[str, str] = {}
 
-    def __init__(self, init_cfg=None):
+    def __init__(self, itm_reduce: str = 'max', map_mode: str = 'attention',
+                 gradcam_head: Optional[int] = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        check_map_settings(itm_reduce, map_mode)
+        self.itm_reduce = itm_reduce
+        self.map_mode = map_mode
+        self.gradcam_head = gradcam_head
         self.token_offsets = None  # see add_token_offsets
+
+    @classmethod
+    def part_of(cls, model: torch.nn.Module, name: str) -> torch.nn.Module:
+        """Part ``name`` of ``MODULE_PATHS`` in a model of this VLM's
+        architecture (the wrapped model, or one being pretrained)."""
+        if name not in cls.MODULE_PATHS:
+            raise KeyError(f'{cls.__name__}.MODULE_PATHS has no {name!r}; it '
+                           f'names {sorted(cls.MODULE_PATHS)}.')
+        return model.get_submodule(cls.MODULE_PATHS[name])
+
+    def part(self, name: str) -> torch.nn.Module:
+        """Part ``name`` of the wrapped ``model``."""
+        return self.part_of(self.model, name)
+
+    def prompt_chunks(self, prompts: Dict[str, torch.Tensor], device,
+                      run: Callable, trim: bool = True) -> list:
+        """The text loop every adapter runs: the prompts in the fewest
+        passes of at most ``prompt_chunk`` (all of nearly equal size, see
+        :func:`balanced_chunk`), each pass's tokens cut to its longest
+        prompt unless ``trim`` is False, ``run(input_ids, attention_mask,
+        name_mask)`` once per pass ([p, t] each, on ``device``). Returns
+        the passes' results in prompt order."""
+        ids = prompts['input_ids'].to(device)
+        mask = prompts['attention_mask'].to(device)
+        names = prompts['name_mask'].to(device)
+        size = balanced_chunk(ids.shape[0], self.prompt_chunk)
+        parts = []
+        for s in range(0, ids.shape[0], size):
+            m = mask[s:s + size]
+            t = int(m.sum(1).max()) if trim else ids.shape[1]
+            parts.append(run(ids[s:s + size, :t], m[:, :t],
+                             names[s:s + size, :t]))
+        return parts
 
     @property
     def word_embeddings(self) -> torch.nn.Embedding:
@@ -167,21 +222,16 @@ class BaseVLMAdapter(BaseModule):
         raise NotImplementedError
 
     def forward(self, inputs: torch.Tensor, prompts: Dict[str, torch.Tensor],
-                layers: Sequence[int], itm_reduce: str = 'max',
-                map_mode: str = 'attention', head=None) -> Dict:
-        """Per-layer reduced text-to-image attention and ITM scores.
+                layers: Sequence[int]) -> Dict:
+        """Per-layer reduced text-to-image attention and ITM scores, with
+        the map settings the adapter was built with (``itm_reduce``,
+        ``map_mode``, ``gradcam_head``).
 
         Args:
             inputs: preprocessed images, [B, 3, H, W], H and W multiples of
                 ``patch_size``.
             prompts: the output of :meth:`prompt_batch`.
             layers: attention layers to capture.
-            itm_reduce: one of :data:`~mmseg_powerone.models.utils.maps.ITM_REDUCE_MODES`
-                (see :func:`~mmseg_powerone.models.utils.maps.reduce_itm`).
-            map_mode: 'attention' (steps 1-2 of docs/en/method.md) or 'gradcam'
-                (:func:`~mmseg_powerone.models.utils.maps.gradcam_attention` of the
-                post-softmax attention and its gradient of the ITM match
-                logit; ``head`` picks one head, None averages them).
         Returns:
             dict(attn=[B, len(layers), P, h*w], itm=[B, P], grid=(h, w))
         """

@@ -25,11 +25,21 @@ class BLIPAdapter(FusionEncoderAdapter):
             vocabularies, results do not depend on it.
         local_files_only: passed to ``from_pretrained``; None leaves the
             Hugging Face default (honours HF_HUB_OFFLINE).
+        itm_reduce, map_mode, gradcam_head: the map settings (see
+            :class:`BaseVLMAdapter`); the segmentor passes its own.
     """
 
+    MODULE_PATHS = dict(vision_encoder='vision_model',
+                        text_layers='text_encoder.encoder.layer',
+                        text_embeddings='text_encoder.embeddings',
+                        itm_head='itm_head')
+
     def __init__(self, pretrained: str, prompt_chunk: int = 64,
-                 local_files_only=None, init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+                 local_files_only=None, itm_reduce: str = 'max',
+                 map_mode: str = 'attention', gradcam_head=None,
+                 init_cfg=None):
+        super().__init__(itm_reduce=itm_reduce, map_mode=map_mode,
+                         gradcam_head=gradcam_head, init_cfg=init_cfg)
         self.prompt_chunk = check_prompt_chunk(prompt_chunk)  # before loading
         from transformers import AutoTokenizer, BlipForImageTextRetrieval
         example = 'Salesforce/blip-itm-large-coco'
@@ -51,10 +61,9 @@ class BLIPAdapter(FusionEncoderAdapter):
         self.num_heads = text_cfg.num_attention_heads
         self.max_tokens = text_cfg.max_position_embeddings
         self.patch_size = self.model.config.vision_config.patch_size
-        for layer in self.model.vision_model.encoder.layers:
+        for layer in self.vision_encoder.encoder.layers:
             layer.self_attn.forward = types.MethodType(
                 _sdpa_vision_attention, layer.self_attn)
-        self._init_fusion()
 
     def signature(self) -> Dict:
         text, vision = self.model.config.text_config, self.model.config.vision_config
@@ -65,10 +74,6 @@ class BLIPAdapter(FusionEncoderAdapter):
                     patch_size=self.patch_size, weights=weights_fingerprint(
                         self.model.itm_head.weight,
                         self.model.vision_model.embeddings.patch_embedding.weight))
-
-    @property
-    def vision_encoder(self) -> torch.nn.Module:
-        return self.model.vision_model
 
     def encode_image(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         out = self.vision_encoder(

@@ -1,6 +1,7 @@
 """Shared by VLMs whose BERT-style text encoder cross-attends to the image
 tokens (BLIP, ALBEF): prompts, tuning, and the text pass that builds maps."""
 import contextlib
+import functools
 import math
 from typing import Dict, List, Sequence, Tuple
 
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 
 from ...class_names import PromptSet
 from ..utils.maps import gradcam_attention, reduce_attention, reduce_itm
-from .base import BaseVLMAdapter, balanced_chunk
+from .base import BaseVLMAdapter
 
 
 def _per_prompt(x: torch.Tensor, B: int, P: int, T: int) -> torch.Tensor:
@@ -50,39 +51,45 @@ class FusionEncoderAdapter(BaseVLMAdapter):
     Attention layer ``l`` is the ``l``-th text layer that has a
     cross-attention (BLIP: every layer; ALBEF: layers 6-11 of BERT-base).
 
-    Subclasses build ``model``, set ``tokenizer``, ``prompt_chunk``,
-    ``num_heads``, ``patch_size`` and ``max_tokens``, call
-    :meth:`_init_fusion`, and
-    provide (the defaults read ``model.text_encoder`` and ``model.itm_head``)
-    ``text_layers`` (each with
+    Subclasses load ``model`` and set ``tokenizer``, ``prompt_chunk``,
+    ``num_heads``, ``patch_size`` and ``max_tokens`` in ``__init__``; the
+    attention layers are derived from the model when first needed. Their
+    ``MODULE_PATHS`` name ``text_layers`` (each with
     ``attention(hidden, attention_mask=additive)[0]``,
     ``feed_forward_chunk`` (through ``intermediate`` and ``output``) and,
     on fusion layers, ``crossattention`` with ``self.query/key/value`` and
-    ``output(context, residual)``), ``vision_encoder`` (the module
-    :meth:`encode_image` runs),
-    ``text_embeddings`` (``word_embeddings``; callable with ``input_ids=``
-    or ``inputs_embeds=``), ``itm_head`` (read at the first token) and
-    :meth:`encode_image`.
+    ``output(context, residual)``), ``text_embeddings``
+    (``word_embeddings``; callable with ``input_ids=`` or
+    ``inputs_embeds=``), ``itm_head`` (read at the first token) and
+    ``vision_encoder`` (the module :meth:`encode_image` runs).
     """
 
-    def _init_fusion(self):
-        self.cross_layer_ids = [i for i, layer in enumerate(self.text_layers)
-                                if hasattr(layer, 'crossattention')]
-        if not self.cross_layer_ids:
+    @functools.cached_property
+    def cross_layer_ids(self) -> List[int]:
+        """Indices of the text layers that cross-attend to the image."""
+        ids = [i for i, layer in enumerate(self.text_layers)
+               if hasattr(layer, 'crossattention')]
+        if not ids:
             raise ValueError(f'{type(self).__name__}: the text encoder has no '
                              'cross-attention layer.')
-        self.num_layers = len(self.cross_layer_ids)
-        cross = self.text_layers[self.cross_layer_ids[0]].crossattention.self
-        self.head_dim = cross.query.out_features // self.num_heads
+        return ids
 
-    # BLIP's and ALBEF's modules share these paths; override if not.
+    @property
+    def num_layers(self) -> int:
+        return len(self.cross_layer_ids)
+
+    @functools.cached_property
+    def head_dim(self) -> int:
+        cross = self.text_layers[self.cross_layer_ids[0]].crossattention.self
+        return cross.query.out_features // self.num_heads
+
     @property
     def text_layers(self) -> torch.nn.ModuleList:
-        return self.model.text_encoder.encoder.layer
+        return self.part('text_layers')
 
     @property
     def text_embeddings(self) -> torch.nn.Module:
-        return self.model.text_encoder.embeddings
+        return self.part('text_embeddings')
 
     @property
     def word_embeddings(self) -> torch.nn.Embedding:
@@ -90,12 +97,12 @@ class FusionEncoderAdapter(BaseVLMAdapter):
 
     @property
     def itm_head(self) -> torch.nn.Linear:
-        return self.model.itm_head
+        return self.part('itm_head')
 
     @property
     def vision_encoder(self) -> torch.nn.Module:
         """The module :meth:`encode_image` runs (compiled as a whole)."""
-        raise NotImplementedError
+        return self.part('vision_encoder')
 
     def compile_targets(self) -> List[torch.nn.Module]:
         """The image encoder, and per text layer what :meth:`text_forward`
@@ -181,7 +188,6 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         """
         P, T = input_ids.shape
         B = kv[0][0].shape[0]
-        scale = 1.0 / math.sqrt(self.head_dim)
         gradcam = map_mode == 'gradcam'
         read = {self.cross_layer_ids[l]: j for j, l in enumerate(layers)}
         first_read = min(read)
@@ -207,7 +213,7 @@ class FusionEncoderAdapter(BaseVLMAdapter):
                     per_image = True
                     hidden, capture = self._cross_attention(
                         layer.crossattention, hidden, kv[cross_index[i]],
-                        B, P, T, scale, i in read, gradcam, attention_mask)
+                        i in read, gradcam, attention_mask)
                     if i in read:
                         captured[read[i]] = capture
                 hidden = layer.feed_forward_chunk(hidden)
@@ -227,13 +233,17 @@ class FusionEncoderAdapter(BaseVLMAdapter):
                 itm = itm.detach()
         return torch.stack(captured, dim=1), itm  # [B, L, P, N - 1], [B, P]
 
-    def _cross_attention(self, cross, hidden, kv, B, P, T, scale, read,
-                         gradcam, attention_mask):
-        """One cross-attention of the B*P text sequences to their images.
-        Returns the new hidden states and, for a ``read`` layer, its reduced
-        scores [B, P, N - 1] (GradCAM: its probabilities [B, H, P*T, N]);
-        None otherwise."""
+    def _cross_attention(self, cross, hidden, kv, read, gradcam,
+                         attention_mask):
+        """One cross-attention of the B*P text sequences ``hidden``
+        [B*P, T, D] to their images (``kv``: [B, H, N, d] each). Returns the
+        new hidden states and, for a ``read`` layer, its reduced scores
+        [B, P, N - 1] (GradCAM: its probabilities [B, H, P*T, N]); None
+        otherwise."""
         k, v = kv  # [B, H, N, d] each
+        B = k.shape[0]
+        P, T = hidden.shape[0] // B, hidden.shape[1]
+        scale = 1.0 / math.sqrt(self.head_dim)
         # all prompts of an image against its keys in one product per head
         q = (cross.self.query(hidden) * scale).view(
             B, P * T, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, P*T, d]
@@ -249,25 +259,20 @@ class FusionEncoderAdapter(BaseVLMAdapter):
         context = context.transpose(1, 2).reshape(B * P, T, -1)  # [B*P, T, D]
         return cross.output(context, hidden), capture
 
-    def forward(self, inputs, prompts, layers, itm_reduce='max',
-                map_mode='attention', head=None):
+    def forward(self, inputs, prompts, layers):
         layers = list(layers)
         image_tokens, grid = self.encode_image(inputs)  # [B, N, Dv]
         kv = self.cross_kv(image_tokens)
-        ids = prompts['input_ids'].to(inputs.device)
-        mask = prompts['attention_mask'].to(inputs.device)
-        names = prompts['name_mask'].to(inputs.device)
-        parts = []
-        size = balanced_chunk(ids.shape[0], self.prompt_chunk)
-        for s in range(0, ids.shape[0], size):
-            m = mask[s:s + size]
-            # Trim padding beyond this chunk's longest prompt, except for
-            # itm_reduce='max', whose score reads the padding positions
-            # of the whole set's length (real tokens never see padding).
-            t = ids.shape[1] if itm_reduce == 'max' else int(m.sum(1).max())
-            parts.append(self.text_forward(
-                ids[s:s + size, :t], m[:, :t], kv, layers, itm_reduce,
-                map_mode, names[s:s + size, :t], head))
+
+        def run(ids, mask, names):
+            return self.text_forward(ids, mask, kv, layers, self.itm_reduce,
+                                     self.map_mode, names, self.gradcam_head)
+
+        # Each pass is cut to its longest prompt, except for
+        # itm_reduce='max', whose score reads the padding positions of the
+        # whole set's length (real tokens never see padding).
+        parts = self.prompt_chunks(prompts, inputs.device, run,
+                                   trim=self.itm_reduce != 'max')
         return dict(attn=torch.cat([p[0] for p in parts], dim=2),  # [B, L, P, N - 1]
                     itm=torch.cat([p[1] for p in parts], dim=1),  # [B, P]
                     grid=grid)

@@ -18,7 +18,7 @@ from transformers import DynamicCache
 
 from ...class_names import PromptSet
 from ..utils.maps import gradcam_attention, reduce_attention
-from .base import BaseVLMAdapter, balanced_chunk, check_prompt_chunk, weights_fingerprint
+from .base import BaseVLMAdapter, check_prompt_chunk, weights_fingerprint
 from .loading import load_hf_pretrained
 
 IMAGE_PLACEHOLDER = '<image>'
@@ -69,15 +69,25 @@ class LLaVAAdapter(BaseVLMAdapter):
         torch_dtype: 'auto' (bfloat16 if CUDA is available, else float32),
             or a torch dtype name.
         prompt_chunk: prompts per language-model pass (memory bound only).
+        itm_reduce, map_mode, gradcam_head: the map settings (see
+            :class:`BaseVLMAdapter`; ``itm_reduce`` has no effect here).
     """
+
+    MODULE_PATHS = dict(vision_encoder='model.vision_tower',
+                        projector='model.multi_modal_projector',
+                        language_model='model.language_model',
+                        decoder_layers='model.language_model.layers')
 
     def __init__(self, pretrained: str,
                  question: str = 'Is there a {} in the image? Answer yes or no.',
                  template: str = 'USER: <image>\n{} ASSISTANT:',
                  answers: Sequence[str] = ('Yes', 'No'),
                  torch_dtype: str = 'auto', prompt_chunk: int = 16,
-                 local_files_only: Optional[bool] = None, init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+                 local_files_only: Optional[bool] = None,
+                 itm_reduce: str = 'max', map_mode: str = 'attention',
+                 gradcam_head=None, init_cfg=None):
+        super().__init__(itm_reduce=itm_reduce, map_mode=map_mode,
+                         gradcam_head=gradcam_head, init_cfg=init_cfg)
         from transformers import AutoTokenizer, LlavaForConditionalGeneration
         self.prompt_chunk = check_prompt_chunk(prompt_chunk)  # before loading
         if question.count('{}') != 1:
@@ -130,11 +140,11 @@ class LLaVAAdapter(BaseVLMAdapter):
 
     @property
     def language_model(self):
-        return self.model.model.language_model
+        return self.part('language_model')
 
     @property
     def decoder_layers(self):
-        return self.language_model.layers
+        return self.part('decoder_layers')
 
     @property
     def word_embeddings(self):
@@ -149,15 +159,14 @@ class LLaVAAdapter(BaseVLMAdapter):
                     vision_layers=vision.num_hidden_layers,
                     patch_size=self.patch_size, question=self.question,
                     template=self.template, weights=weights_fingerprint(
-                        self.model.model.multi_modal_projector.linear_1.weight,
-                        self.model.model.vision_tower.get_input_embeddings().weight))
+                        self.part('projector').linear_1.weight,
+                        self.part('vision_encoder').get_input_embeddings().weight))
 
     def compile_targets(self) -> List[torch.nn.Module]:
         """The vision tower and the projector (fixed shapes per image size).
         The decoder layers are not compiled: the maps are read from them by
         hooks registered per pass, which a compiled module would retrace."""
-        return [self.model.model.vision_tower,
-                self.model.model.multi_modal_projector]
+        return [self.part('vision_encoder'), self.part('projector')]
 
     def attention_module(self, layer: int) -> torch.nn.Module:
         # the decoder self-attention is what reads the image tokens
@@ -327,27 +336,20 @@ class LLaVAAdapter(BaseVLMAdapter):
                 h.remove()
         return torch.stack(store), yes
 
-    def forward(self, inputs, prompts, layers, itm_reduce='max',
-                map_mode='attention', head=None):
+    def forward(self, inputs, prompts, layers):
         layers = list(layers)
         image_tokens, grid = self.encode_image(inputs)  # [B, N, D]
-        dev = inputs.device
-        prefix = prompts['prefix_ids'].to(dev)
-        ids = prompts['input_ids'].to(dev)
-        mask = prompts['attention_mask'].to(dev)
-        names = prompts['name_mask'].to(dev)
+        prefix = prompts['prefix_ids'].to(inputs.device)
         attn, itm = [], []
         for b in range(inputs.shape[0]):
             cache = self.prefix_cache(image_tokens[b], prefix)
-            parts = []
-            size = balanced_chunk(ids.shape[0], self.prompt_chunk)
-            for s in range(0, ids.shape[0], size):
-                m = mask[s:s + size]
-                t = int(m.sum(1).max())  # trim padding beyond this chunk
-                parts.append(self.text_forward(
-                    cache, prefix.shape[0], ids[s:s + size, :t],
-                    m[:, :t], layers, map_mode,
-                    names[s:s + size, :t], head))
+
+            def run(ids, mask, names):
+                return self.text_forward(cache, prefix.shape[0], ids, mask,
+                                         layers, self.map_mode, names,
+                                         self.gradcam_head)
+
+            parts = self.prompt_chunks(prompts, inputs.device, run)
             attn.append(torch.cat([p[0] for p in parts], dim=1).float())  # [L, P, N]
             itm.append(torch.cat([p[1] for p in parts], dim=0).float())  # [P]
         return dict(attn=torch.stack(attn), itm=torch.stack(itm), grid=grid)

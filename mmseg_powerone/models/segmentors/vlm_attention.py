@@ -11,19 +11,17 @@ from torch import Tensor
 
 from ...class_names import (DEFAULT_TEMPLATES, PromptSet, build_prompts,
                             class_palette)
-from ...infoscore.score import check_topk
 from ..adapters.base import check_compile
-from ..utils.maps import (ITM_REDUCE_MODES, ensemble_probs, group_prompts,
-                          prompt_softmax_itm)
-from ..utils.postprocess import (IGNORE_INDEX, PRED_GRIDS, check_labels,
-                                 check_window_batch, slide_inference,
-                                 to_predictions)
+from ..utils.maps import ensemble_probs, group_prompts, prompt_softmax_itm
+from ..utils.postprocess import IGNORE_INDEX, check_labels, to_predictions
+from ..utils.settings import (check_gradcam_head, check_layers,
+                              check_map_settings, check_test_cfg, check_topk,
+                              check_train_cfg)
+from ..utils.slide import slide_inference
 from ..utils.tuned_state import (EXTRA_STATE_VERSION, apply_checkpoint_info,
-                                 as_config, check_loaded_keys,
-                                 check_train_cfg, decode_info,
+                                 check_loaded_keys, decode_info,
                                  drop_pretrained_vlm_state, encode_info)
 
-MAP_MODES = ('attention', 'gradcam')
 # The one-shot loss takes log(max(p, LOSS_EPS)), as the reference code: a
 # larger floor would cut the gradient of every pixel below it.
 LOSS_EPS = 1e-12
@@ -33,9 +31,11 @@ LOSS_EPS = 1e-12
 class VLMAttentionSegmentor(BaseSegmentor):
     """Segment images with the text-to-image attention of a VLM.
 
-    1. The adapter (``vlm``) encodes the image once and runs every prompt
-       (class name x template) through its text side, returning per-layer
-       reduced attention ``A_l[p, j]`` and ITM match scores ``s_p``.
+    1. The adapter (``vlm``, built with the map settings ``itm_reduce``,
+       ``map_mode``, ``gradcam_head``) encodes the image once and runs every
+       prompt (class name x template) through its text side, returning
+       per-layer reduced attention ``A_l[p, j]`` and ITM match scores
+       ``s_p``; a call takes images, prompts and layers only.
     2. :meth:`layer_maps` turns them into per-layer class maps: softmax over
        prompts, times ITM, prompts grouped into classes.
     3. :meth:`encode_decode` averages the selected ``layers``, upsamples and
@@ -45,9 +45,12 @@ class VLMAttentionSegmentor(BaseSegmentor):
 
     .. code:: text
 
-        predict(): inference() -> whole_inference() / slide_inference()
-                     -> encode_decode() -> layer_maps() -> vlm()
-                   postprocess_result()
+        predict(): inference() -> encode_decode()             (mode='whole')
+                               -> slide_inference()           (mode='slide')
+                                    -> encode_decode() per batch of crops
+                   encode_decode() -> layer_maps() -> vlm(images, prompts, layers)
+                   postprocess_result() -> to_predictions()
+        loss():    encode_decode() -> NLL against the one-shot labels
 
     Args:
         vlm: adapter config (e.g. ``dict(type='BLIPAdapter', pretrained=...)``).
@@ -131,14 +134,20 @@ class VLMAttentionSegmentor(BaseSegmentor):
                  init_cfg: OptMultiConfig = None):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if itm_reduce not in ITM_REDUCE_MODES:
-            raise ValueError(f'itm_reduce={itm_reduce!r} is not supported; '
-                             f'use one of {ITM_REDUCE_MODES}.')
-        if map_mode not in MAP_MODES:
-            raise ValueError(f'map_mode={map_mode!r} is not supported; use '
-                             f'one of {MAP_MODES}.')
-        compile_options = check_compile(compile)  # before loading the VLM
-        self.vlm = MODELS.build(vlm)
+        # every setting is checked before the VLM loads
+        check_map_settings(itm_reduce, map_mode)
+        self.train_cfg = check_train_cfg(train_cfg)
+        if self.train_cfg and map_mode != 'attention':
+            raise ValueError(
+                f"map_mode={map_mode!r} is for training-free comparison; "
+                "one-shot fine-tuning (model.train_cfg) uses "
+                "map_mode='attention'.")
+        self.test_cfg = check_test_cfg(test_cfg)
+        compile_options = check_compile(compile)
+        self.vlm = MODELS.build(dict(vlm, itm_reduce=itm_reduce,
+                                     map_mode=map_mode,
+                                     gradcam_head=gradcam_head))
+        check_gradcam_head(gradcam_head, map_mode, self.adapter.num_heads)
         if compile_options is not None:
             self.adapter.compile_modules(**compile_options)
         self.prompts = build_prompts(class_names, prompt_templates,
@@ -149,19 +158,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.prompt_templates = list(prompt_templates)
         self.multi_prompt = multi_prompt
         self.has_background = has_background
-        self.itm_reduce = itm_reduce
         self.itm_reweight = itm_reweight
-        self.map_mode = map_mode
-        heads = self.adapter.num_heads
-        if gradcam_head is not None and (
-                map_mode != 'gradcam' or isinstance(gradcam_head, bool)
-                or not isinstance(gradcam_head, int)
-                or not 0 <= gradcam_head < heads):
-            raise ValueError(
-                f'gradcam_head={gradcam_head!r}: needs map_mode=\'gradcam\' '
-                f'and a head index in [0, {heads - 1}], or None to '
-                'average the heads.')
-        self.gradcam_head = gradcam_head
         self.align_corners = align_corners
         self.crf = MODELS.build(crf) if crf else None
         n = self.adapter.num_layers
@@ -169,23 +166,14 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.infoscore = None  # InfoScore result, once layers are ranked
         if layers == 'infoscore':
             self.layer_selection = 'infoscore'
-            self.layers = None  # set by InfoScoreHook (or checkpoint meta)
+            self.layers = None  # set by InfoScoreHook (or a checkpoint)
         elif isinstance(layers, str):
             raise ValueError(f"layers={layers!r}: give a list of layer "
                              "indices or 'infoscore'.")
         else:
             self.layer_selection = 'fixed'
-            self.layers = self._check_layers(
-                list(range(n)) if layers is None else layers)
-        self.test_cfg = as_config(test_cfg or dict(mode='whole'))
-        if self.test_cfg.get('pred_grid', 'original') not in PRED_GRIDS:
-            raise ValueError(
-                f"test_cfg.pred_grid={self.test_cfg.pred_grid!r}; use "
-                "'original' (back to each image's original size, as mmseg) "
-                "or 'input' (the network's input grid, the reference "
-                "code's evaluation).")
-        check_window_batch(self.test_cfg.get('window_batch', 'auto'))
-        self.train_cfg = check_train_cfg(train_cfg)
+            self.layers = check_layers(
+                list(range(n)) if layers is None else layers, n)
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False
         self._warned = set()  # warnings given once per model
@@ -214,6 +202,21 @@ class VLMAttentionSegmentor(BaseSegmentor):
         return self.vlm.module if is_model_wrapper(self.vlm) else self.vlm
 
     @property
+    def itm_reduce(self) -> str:
+        """How a prompt's per-token ITM becomes its score (the adapter's)."""
+        return self.adapter.itm_reduce
+
+    @property
+    def map_mode(self) -> str:
+        """'attention' or 'gradcam' (the adapter's)."""
+        return self.adapter.map_mode
+
+    @property
+    def gradcam_head(self) -> Optional[int]:
+        """GradCAM's one head, or None for the mean (the adapter's)."""
+        return self.adapter.gradcam_head
+
+    @property
     def class_names(self) -> List[str]:
         return self.prompts.class_names
 
@@ -230,23 +233,6 @@ class VLMAttentionSegmentor(BaseSegmentor):
         a palette (background black)."""
         return dict(classes=tuple(self.class_names),
                     palette=class_palette(self.num_classes))
-
-    def _check_layers(self, layers) -> List[int]:
-        n = self.adapter.num_layers
-        if isinstance(layers, int):
-            layers = [layers]
-        layers = list(layers)
-        if not layers:
-            raise ValueError('`layers` is empty; give at least one attention '
-                             f'layer index in [0, {n - 1}].')
-        for l in layers:
-            if isinstance(l, bool) or not isinstance(l, int) or not 0 <= l < n:
-                raise ValueError(
-                    f'Layer index {l!r} is out of range: this VLM has {n} '
-                    f'attention layers, indexed 0..{n - 1}.')
-        if len(set(layers)) != len(layers):
-            raise ValueError(f'`layers` {layers} repeats an index.')
-        return layers
 
     def _tuning_candidates(self) -> Dict[str, torch.nn.Parameter]:
         layers = self.layers if self.layers is not None \
@@ -284,7 +270,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
 
     def set_layers(self, layers: Sequence[int], infoscore: Optional[dict] = None):
         """Use these layers from now on (e.g. InfoScore's top-k)."""
-        self.layers = self._check_layers(layers)
+        self.layers = check_layers(layers, self.adapter.num_layers)
         if infoscore is not None:
             self.infoscore = infoscore
 
@@ -349,11 +335,9 @@ class VLMAttentionSegmentor(BaseSegmentor):
                     'model.layers to a list of indices.')
             layers = self.layers
         else:
-            layers = self._check_layers(layers)
+            layers = check_layers(layers, self.adapter.num_layers)
         prompts = self.ranking_prompts if single_prompt else self.prompts
-        out = self.vlm(inputs, self.prompt_tokens(single_prompt), layers,
-                       itm_reduce=self.itm_reduce, map_mode=self.map_mode,
-                       head=self.gradcam_head)
+        out = self.vlm(inputs, self.prompt_tokens(single_prompt), layers)
         h, w = out['grid']
         weight = out['itm'] if self.itm_reweight else torch.ones_like(out['itm'])
         maps = prompt_softmax_itm(out['attn'], weight)  # [B, L, P, h*w]
@@ -440,10 +424,6 @@ class VLMAttentionSegmentor(BaseSegmentor):
                 'This VLMAttentionSegmentor is training-free (model.train_cfg '
                 "is None). For one-shot fine-tuning set model.train_cfg=dict("
                 "tune_embeddings='all'), as configs/powerone/*_oneshot_*.py do.")
-        if self.map_mode != 'attention':
-            raise ValueError(
-                f"map_mode={self.map_mode!r} is for training-free comparison; "
-                "one-shot fine-tuning uses map_mode='attention'.")
         if not self._tuning_started:
             self.start_tuning()
         labels = torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
@@ -486,12 +466,11 @@ class VLMAttentionSegmentor(BaseSegmentor):
         apply_checkpoint_info(self, decode_info(state))
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        mode = self.test_cfg.get('mode', 'whole')
-        if mode == 'whole':
-            return self.encode_decode(inputs, batch_img_metas)
-        if mode == 'slide':
+        """Class probabilities [B, C, H, W] of a batch, whole or by slide
+        windows (``test_cfg.mode``, checked when the model was built)."""
+        if self.test_cfg.get('mode', 'whole') == 'slide':
             return self.slide_inference(inputs, batch_img_metas)
-        raise ValueError(f"test_cfg.mode={mode!r}; use 'whole' or 'slide'.")
+        return self.encode_decode(inputs, batch_img_metas)
 
     def slide_inference(self, inputs: Tensor,
                         batch_img_metas: List[dict]) -> Tensor:

@@ -1,15 +1,14 @@
 """Checks and steps around the segmentor's predictions: labels against the
-class list and the scoring grid, mmseg's un-padding and un-flipping, the
-slide-inference window sizes."""
+class list and the scoring grid, mmseg's un-padding and un-flipping, and
+the arg-max of class maps too large to upsample whole (in strips)."""
 import warnings
-from typing import List, Tuple
+from typing import List
 
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from torch import Tensor
 
-from .maps import upsampled_argmax
 
 PRED_GRIDS = ('original', 'input')
 # Above this many elements (C x H x W at the original size) seg_logits stay
@@ -76,19 +75,6 @@ def unpad_and_unflip(logits: Tensor, meta: dict) -> Tensor:
     return logits
 
 
-def slide_pair(value, name):
-    """``test_cfg.stride`` / ``crop_size`` of slide inference as (h, w)."""
-    if value is None:
-        raise ValueError(f"test_cfg.mode='slide' needs test_cfg.{name}, e.g. "
-                         f'{name}=(512, 512).')
-    if isinstance(value, int):
-        return value, value
-    h, w = value
-    if h < 1 or w < 1:
-        raise ValueError(f'test_cfg.{name} must be positive, got {value}.')
-    return int(h), int(w)
-
-
 def to_predictions(seg_logits: Tensor, data_samples: List, test_cfg,
                    align_corners: bool, warned: set) -> List:
     """mmseg's post-processing of class probabilities ``seg_logits``
@@ -138,73 +124,46 @@ def to_predictions(seg_logits: Tensor, data_samples: List, test_cfg,
     return data_samples
 
 
-def slide_windows(H: int, W: int, test_cfg) -> List[Tuple[int, int, int, int]]:
-    """(y1, y2, x1, x2) of every crop of slide inference over an H x W
-    input, as mmseg's EncoderDecoder places them (crops larger than the
-    image shrink to it, so all windows have one size)."""
-    h_stride, w_stride = slide_pair(test_cfg.get('stride'), 'stride')
-    h_crop, w_crop = slide_pair(test_cfg.get('crop_size'), 'crop_size')
-    h_grids = max(H - h_crop + h_stride - 1, 0) // h_stride + 1
-    w_grids = max(W - w_crop + w_stride - 1, 0) // w_stride + 1
-    windows = []
-    for hi in range(h_grids):
-        for wi in range(w_grids):
-            y2 = min(hi * h_stride + h_crop, H)
-            x2 = min(wi * w_stride + w_crop, W)
-            windows.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
-    return windows
+def _bilinear_taps(out_size: int, in_size: int, align_corners: bool):
+    """Source indices and weights of 1-D bilinear resizing, computed as
+    ``F.interpolate`` computes them (float32 scale, clamped at the edges)."""
+    dst = torch.arange(out_size, dtype=torch.float32)
+    if align_corners:
+        scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        src = dst * torch.tensor(scale, dtype=torch.float32)
+    else:
+        scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+        src = ((dst + 0.5) * scale - 0.5).clamp(min=0)
+    lo = src.long().clamp(max=in_size - 1)
+    hi = (lo + 1).clamp(max=in_size - 1)
+    return lo, hi, (src - lo.float()).clamp(0, 1)
 
 
-WINDOW_BATCH_BYTES = 512 << 20
+def upsampled_argmax(logits: torch.Tensor, size, align_corners: bool,
+                     max_bytes: int = 64 << 20) -> torch.Tensor:
+    """``interpolate(logits, size, 'bilinear').argmax(0)`` computed in row
+    strips, so that memory grows with ``H x W`` and not ``C x H x W``: a
+    full-resolution class map of an 8k x 8k image never exists.
 
-
-def windows_per_pass(window_batch, num_windows: int, batch: int,
-                     num_classes: int, crop_hw) -> int:
-    """How many slide windows go through one pass. An integer is taken as
-    is (capped at ``num_windows``); 'auto' takes as many as keep one fp32
-    class-probability map of the pass ([windows x batch, C, h, w]) within
-    512 MiB, at least one (VOC21 at 512 x 512 crops: 24 windows; COCO-Stuff's
-    171 classes: 2), so memory stays near mmseg's one-by-one loop where the
-    class maps are large."""
-    if window_batch == 'auto':
-        per_window = batch * num_classes * crop_hw[0] * crop_hw[1] * 4
-        window_batch = max(1, WINDOW_BATCH_BYTES // per_window)
-    return min(window_batch, num_windows)
-
-
-def check_window_batch(value):
-    if value != 'auto' and (not isinstance(value, int)
-                            or isinstance(value, bool) or value < 1):
-        raise ValueError(
-            f'test_cfg.window_batch={value!r}: give the number of slide '
-            "windows per pass (a positive integer; 1 runs them one by one, "
-            "as mmseg) or 'auto' (the default: as many as keep a pass's "
-            'class maps within 512 MiB).')
-    return value
-
-
-def slide_inference(encode, inputs: Tensor, num_classes: int,
-                    test_cfg) -> Tensor:
-    """Average the class probabilities ``encode(crops)`` of overlapping
-    crops of ``inputs`` [B, 3, H, W] into [B, C, H, W], as mmseg's
-    EncoderDecoder does. Unlike mmseg's loop, several windows go through
-    ``encode`` as one batch (:func:`windows_per_pass` of
-    ``test_cfg.window_batch``): the same probabilities in fewer, larger
-    passes."""
-    B, _, H, W = inputs.shape
-    probs = inputs.new_zeros((B, num_classes, H, W))
-    count = inputs.new_zeros((B, 1, H, W))
-    windows = slide_windows(H, W, test_cfg)
-    top, bottom, left, right = windows[0]  # every window has this size
-    per_pass = windows_per_pass(
-        check_window_batch(test_cfg.get('window_batch', 'auto')),
-        len(windows), B, num_classes, (bottom - top, right - left))
-    for s in range(0, len(windows), per_pass):
-        group = windows[s:s + per_pass]
-        crops = torch.cat([inputs[:, :, y1:y2, x1:x2]
-                           for y1, y2, x1, x2 in group])  # [n*B, 3, h, w]
-        out = encode(crops)  # [n*B, C, h, w], window-major
-        for j, (y1, y2, x1, x2) in enumerate(group):
-            probs[:, :, y1:y2, x1:x2] += out[j * B:(j + 1) * B]
-            count[:, :, y1:y2, x1:x2] += 1
-    return probs / count
+    Args:
+        logits: [C, h, w]
+        size: output (H, W)
+    Returns:
+        [1, H, W] int64
+    """
+    C, h, w = logits.shape
+    H, W = (int(s) for s in size)
+    r_lo, r_hi, r_w = _bilinear_taps(H, h, align_corners)
+    c_lo, c_hi, c_w = _bilinear_taps(W, w, align_corners)
+    dev = logits.device
+    c_lo, c_hi, c_w = c_lo.to(dev), c_hi.to(dev), c_w.to(dev)
+    rows = max(1, max_bytes // (4 * C * max(W, w)))
+    out = torch.empty((1, H, W), dtype=torch.long, device=dev)
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        wy = r_w[y0:y1].to(dev)[None, :, None]  # [1, S, 1]
+        strip = logits[:, r_lo[y0:y1]] * (1 - wy) \
+            + logits[:, r_hi[y0:y1]] * wy  # [C, S, w]
+        strip = strip[:, :, c_lo] * (1 - c_w) + strip[:, :, c_hi] * c_w
+        out[0, y0:y1] = strip.argmax(0)  # [S, W]
+    return out

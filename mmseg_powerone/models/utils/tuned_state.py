@@ -7,7 +7,6 @@ import json
 import torch
 from torch import Tensor
 
-TUNE_EMBEDDINGS = ('all', 'class_tokens')
 EXTRA_STATE_VERSION = 1
 
 
@@ -25,31 +24,41 @@ def decode_info(entry) -> dict:
     return dict(entry)
 
 
-def as_config(cfg):
-    """A ConfigDict (attribute access) of a dict."""
-    from mmengine.config import ConfigDict
-    return cfg if isinstance(cfg, ConfigDict) else ConfigDict(cfg)
+def checkpoint_layers(checkpoint):
+    """(layers, InfoScore record) a checkpoint stores, from a loaded dict or
+    a file path. The layers come from the model's own state entry (the
+    source: it is what loading the checkpoint sets), else, for checkpoints
+    without one, from ``meta['infoscore']``; the record (how InfoScore chose
+    them) is a report from the meta, None when absent."""
+    if isinstance(checkpoint, str):
+        checkpoint = torch.load(checkpoint, map_location='cpu',
+                                weights_only=True)
+    state = checkpoint.get('state_dict', checkpoint)
+    infoscore = (checkpoint.get('meta') or {}).get('infoscore')
+    layers = None
+    if '_extra_state' in state:
+        layers = decode_info(state['_extra_state']).get('layers')
+    if layers is None and infoscore:
+        layers = infoscore.get('selected')
+    return (None if layers is None else list(layers)), infoscore
 
 
-def check_train_cfg(train_cfg):
-    """``model.train_cfg`` with its defaults, checked; None when the
-    model is training-free."""
-    if not train_cfg:
-        return None
-    cfg = as_config(dict(tune_embeddings='all', background_weight=0.5))
-    unknown = set(train_cfg) - set(cfg)
-    if unknown:
-        raise ValueError(f'model.train_cfg has unknown keys {sorted(unknown)}; '
-                         f'it takes {sorted(cfg)}.')
-    cfg.update(train_cfg)
-    if cfg.tune_embeddings not in TUNE_EMBEDDINGS:
-        raise ValueError(f'train_cfg.tune_embeddings={cfg.tune_embeddings!r}; '
-                         f'use one of {TUNE_EMBEDDINGS}.')
-    w = cfg.background_weight
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-        raise ValueError(f'train_cfg.background_weight={w!r} must be a '
-                         'non-negative number (reference: 0.5).')
-    return cfg
+def restore_layers(model, checkpoint: dict):
+    """Loading ``checkpoint`` into ``model`` (before or after its state):
+    give a model whose InfoScore layers are still unchosen the
+    checkpoint's, and keep the checkpoint's InfoScore record when it is of
+    those layers. The one reader of a checkpoint's layers for
+    ``InfoScoreHook`` and the inferencer (the state's own entry is applied
+    by the model, :func:`apply_checkpoint_info`). Returns the model's
+    layers (None: still unchosen)."""
+    if getattr(model, 'layer_selection', None) != 'infoscore':
+        return model.layers
+    layers, infoscore = checkpoint_layers(checkpoint)
+    if model.layers is None and layers is not None:
+        model.set_layers(layers)
+    if infoscore and model.layers == list(infoscore.get('selected', [])):
+        model.infoscore = infoscore
+    return model.layers
 
 
 def apply_checkpoint_info(self, state: dict) -> None:

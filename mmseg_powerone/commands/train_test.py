@@ -4,9 +4,9 @@ one-shot draw protocol can run them in a process of its own."""
 import os
 
 from ..engine.runner import build_runner
-from ..utils.cli import (add_common_args, apply_common_cli, has_display,
-                         interruptible, process_group_closed, tool_parser,
-                         work_dir_lock)
+from ..engine.run_guards import process_group_closed, work_dir_lock
+from .cli import (add_common_args, apply_common_cli, has_display,
+                  interruptible, tool_parser)
 from ..utils.resources import load_config
 
 TRAIN_DOC = """Train a segmentor, as mmseg's tools/train.py does.

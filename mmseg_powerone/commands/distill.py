@@ -1,8 +1,15 @@
-"""The whole distillation chain on one dataset: for each teacher, score it,
-label the train split, train the student, score the student; then measure
-every model's images/s side by side and write one table.
+"""Distil a teacher into a stock mmseg student on the embedded world.
 
-Each step runs the command ``tools/train.py``, ``tools/test.py`` or
+For each teacher (the tiny BLIP training-free and, unless --no-oneshot,
+one-shot-tuned): its val mIoU (tools/test.py), pseudo-labels of the
+unlabeled train split (tools/pseudo_label.py), a student trained on them
+(tools/train.py) and its val mIoU; then every model's images/s measured
+side by side. Prints one table and writes WORK_DIR/distill.{json,md}.
+
+    python tools/distill.py [--teacher CONFIG [CHECKPOINT]] [--data-root DIR]
+        [--work-dir DIR] [--student CONFIG] [--rounds 2]
+
+Each step runs the command that ``tools/train.py``, ``tools/test.py`` or
 ``tools/pseudo_label.py`` runs, in a process of its own (its log stays
 there unless it fails).
 """
@@ -13,11 +20,14 @@ import os.path as osp
 import time
 from typing import List, Optional
 
-from ..apis.oneshot import last_checkpoint, run_tool, test_metrics
+from ..distill.confidence import ConfidenceRule
+from ..distill.folder import read_record
 from ..utils import atomic_write
+from ..utils.io import last_checkpoint
 from ..utils.report import markdown_table
-from .confidence import ConfidenceRule
-from .folder import read_record
+from .cli import tool_parser
+from .processes import run_tool, test_metrics
+from .pseudo_label import add_rule_args, rule_from_args
 
 THROUGHPUT_BATCH = 50
 
@@ -128,7 +138,7 @@ def distil_one(teacher, student_config, root, work, rule, seed, log,
 def _model(config, checkpoint, options=None):
     """A config's model in eval mode with its checkpoint, if any."""
     from mmengine.runner import load_checkpoint
-    from ..utils.cli import build_model_and_loader
+    from ..utils.resources import build_model_and_loader
     cfg, model, _ = build_model_and_loader(config, options)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu')
@@ -139,7 +149,7 @@ def measure_speed(rows, root, work, log, batch_size=THROUGHPUT_BATCH):
     """images/s of every teacher and student of ``rows`` on the val
     images, side by side in this process: mmseg's whole prediction path
     and the network alone."""
-    from .throughput import (postprocess_images_per_s, preload_batches,
+    from ..distill.throughput import (postprocess_images_per_s, preload_batches,
                              side_by_side)
     images = sorted(glob.glob(osp.join(root, 'img_dir', 'val', '*.png')))
     models = {}
@@ -269,3 +279,88 @@ def default_teachers(zeroshot: str, zeroshot_checkpoint: Optional[str],
 
 __all__ = ['data_options', 'default_teachers', 'distil_one', 'measure_speed',
            'run_chain', 'table', 'write_results']
+
+
+DEFAULT_TEACHER = 'powerone/powerone_blip-tiny_zeroshot_shapes.py'
+DEFAULT_ONESHOT = 'powerone/powerone_blip-tiny_oneshot_shapes.py'
+DEFAULT_STUDENT = 'distill/distill_segformer-mit-tiny_blip-tiny_shapes.py'
+
+
+def distill_parser():
+    p = tool_parser(__doc__)
+    p.add_argument('--teacher', nargs='+', metavar='CONFIG [CHECKPOINT]',
+                   default=None,
+                   help='the teacher config and optional checkpoint '
+                   f'(default: {DEFAULT_TEACHER}, training-free)')
+    p.add_argument('--data-root', default='data/shapes',
+                   help='the embedded world (made with --world-seed when '
+                   'missing)')
+    p.add_argument('--world-seed', type=int, default=None,
+                   help='generator seed of the world at --data-root: made '
+                   'with it when missing (default 0), checked when present')
+    p.add_argument('--work-dir', default='work_dirs/distill')
+    p.add_argument('--student', default=DEFAULT_STUDENT,
+                   help='the student config')
+    p.add_argument('--no-oneshot', action='store_true',
+                   help='skip the one-shot-tuned teacher row')
+    p.add_argument('--rounds', type=int, default=1, choices=[1, 2],
+                   help='2: each student relabels the split for a second '
+                   'student (self-training)')
+    p.add_argument('--seed', type=int, default=0,
+                   help="the student's training seed")
+    add_rule_args(p)
+    return p
+
+
+def _ensure_world(parser, root, seed):
+    """Make the embedded world at ``root`` when it is missing; refuse one
+    of another seed or world version than asked for."""
+    import json
+    from ..shapes.dataset import write_dataset
+    from ..shapes.world import WORLD_VERSION
+    meta = osp.join(root, 'meta.json')
+    if not osp.isdir(osp.join(root, 'img_dir')):
+        seed = 0 if seed is None else seed
+        print(f'[distill] generating {root} (seed {seed})', flush=True)
+        write_dataset(root, seed, 500, 200)
+        return
+    if not osp.isfile(meta):
+        return  # a folder of the user's own, in the world's layout
+    with open(meta) as f:
+        found = json.load(f)
+    if seed is not None and found.get('seed') != seed:
+        parser.error(f'{root} holds the world of seed {found.get("seed")}, '
+                     f'not --world-seed {seed}: give another --data-root.')
+    if found.get('version') != WORLD_VERSION:
+        parser.error(f'{root} holds an older version of the world '
+                     f'({found.get("version")}, now {WORLD_VERSION}): remove '
+                     'it or give another --data-root.')
+
+
+def distill_command(argv=None):
+    """``tools/distill.py``; returns the ``distill.json`` content."""
+    from ..utils.resources import config_path
+    parser = distill_parser()
+    args = parser.parse_args(argv)
+    rule = rule_from_args(parser, args)
+    if args.teacher and len(args.teacher) > 2:
+        parser.error('--teacher takes CONFIG [CHECKPOINT]')
+    root = args.data_root
+    _ensure_world(parser, root, args.world_seed)
+    if args.teacher:
+        config = config_path(args.teacher[0])
+        checkpoint = args.teacher[1] if len(args.teacher) > 1 else None
+        teachers = [dict(name=osp.splitext(osp.basename(config))[0],
+                         config=config, checkpoint=checkpoint,
+                         trained_on='(given)')]
+    else:
+        teachers = default_teachers(
+            config_path(DEFAULT_TEACHER), None,
+            None if args.no_oneshot else config_path(DEFAULT_ONESHOT))
+    result = run_chain(teachers, config_path(args.student), root,
+                       args.work_dir, rule=rule, seed=args.seed,
+                       rounds=args.rounds)
+    print('\n' + result['table'])
+    print(f'\n[distill] {result["seconds"]:.0f} s; results in '
+          f'{args.work_dir}/distill.{{json,md}}')
+    return result

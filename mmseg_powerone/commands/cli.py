@@ -1,4 +1,4 @@
-"""What the tools share: mmseg's CLI conventions, and ``--cfg-options``
+"""What the commands share: mmseg's CLI conventions, and ``--cfg-options``
 values that keep what they say."""
 import argparse
 import ast
@@ -6,7 +6,8 @@ import contextlib
 import os
 import os.path as osp
 import sys
-import time
+
+from ..engine.run_guards import init_cpu_process_group
 
 CFG_OPTIONS_HELP = (
     'override config settings, key=value: Python literals keep what they '
@@ -177,113 +178,3 @@ def interruptible(what: str):
           'tools/train.py --resume continues from the newest.',
           file=sys.stderr)
     raise SystemExit(130)
-
-
-@contextlib.contextmanager
-def work_dir_lock(work_dir: str):
-    """Hold ``work_dir`` for this run: a second run started on the same
-    work dir while this one lives stops at once, naming this one. (mmengine
-    names a run's record after the second it started in, so two runs on one
-    work dir started in the same second wrote one interleaved log, and both
-    write ``infoscore.json`` and ``last_checkpoint`` there.) Only the main
-    process of a distributed run takes it; a crashed run leaves no stale
-    lock (the operating system drops it with the process)."""
-    main = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0'
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        fcntl = None
-    if not main or fcntl is None:
-        yield
-        return
-    os.makedirs(work_dir, exist_ok=True)
-    path = osp.join(work_dir, '.run.lock')
-    with open(path, 'a+') as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or 'another process'
-            raise SystemExit(
-                f'work_dir {work_dir} is in use by another run ({holder}). '
-                'Give this run its own --work-dir, or wait for that one to '
-                'finish.') from None
-        f.seek(0)
-        f.truncate()
-        started = time.strftime('%Y-%m-%d %H:%M:%S')
-        f.write(f'pid {os.getpid()}, started {started}: ' + ' '.join(sys.argv))
-        f.flush()
-        try:
-            yield
-        finally:
-            f.seek(0)
-            f.truncate()
-            f.flush()
-
-
-@contextlib.contextmanager
-def process_group_closed():
-    """End the block with the distributed process group destroyed, when one
-    was started. Left to interpreter shutdown, gloo's threads were once
-    torn down while still running ("terminate called without an active
-    exception", SIGABRT in one rank after its results were written)."""
-    try:
-        yield
-    finally:
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def init_cpu_process_group(cfg):
-    """Start a gloo process group on machines without CUDA.
-
-    mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device``
-    unconditionally, so torchrun on CPU fails inside the Runner; the Runner
-    skips its own initialisation when a process group already exists.
-    """
-    import torch
-    import torch.distributed as dist
-    if torch.cuda.is_available() or dist.is_initialized():
-        return
-    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
-    from datetime import timedelta
-    dist.init_process_group(backend='gloo',
-                            timeout=timedelta(seconds=timeout))
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    # The Runner gives DDP device_ids=[LOCAL_RANK], which DDP refuses for a
-    # CPU module; CPU DDP needs device_ids=None.
-    wrapper = cfg.get('model_wrapper_cfg')
-    if wrapper is None:
-        cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel', broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-    cfg.model_wrapper_cfg.setdefault('device_ids', None)
-
-
-def build_model_and_loader(config, cfg_options=None, split='test'):
-    """Load a config, build its segmentor (eval mode) and a dataloader of
-    the given split, for analysis tools that run outside a Runner."""
-    import mmseg_powerone  # noqa: F401
-    from .resources import load_config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
-    from mmseg.registry import MODELS
-    cfg = load_config(config) if isinstance(config, str) else config
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(cfg.model).eval()
-    try:
-        loader = Runner.build_dataloader(cfg[f'{split}_dataloader'])
-    except ValueError as e:
-        # mmengine's symptom of a dataset that found no samples
-        if 'need at least one array' not in str(e):
-            raise
-        ds = cfg[f'{split}_dataloader'].dataset
-        ds = ds.get('dataset', ds)
-        raise ValueError(
-            f'The {split} dataset found no images under data_root='
-            f'{ds.get("data_root")!r}, data_prefix={ds.get("data_prefix")}: '
-            f'point {split}_dataloader.dataset at a folder with images.') from e
-    return cfg, model, loader

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ..utils.cli import tool_parser
+from .cli import tool_parser
 from ..utils.labels import UniqueNames, resize_labels
 from ..visualization.drawing import displayable, draw_heatmaps, draw_overlay
 
@@ -65,7 +65,7 @@ def split_names(text: str):
 def example_pairs(folder: str):
     """(image, mask) paths in ``folder``: ``NAME.<image ext>`` with the mask
     ``NAME.png``, or ``NAME.<image ext>`` with ``NAME_mask.png``."""
-    from .inferencer import IMAGE_EXTENSIONS
+    from ..apis.inferencer import IMAGE_EXTENSIONS
     if not osp.isdir(folder):
         raise ValueError(f'--examples {folder}: not a folder.')
     files = sorted(os.listdir(folder))
@@ -123,7 +123,7 @@ def demo(argv=None):
     import mmcv
     from rich.progress import track
 
-    from .inferencer import PowerOneInferencer
+    from ..apis.inferencer import PowerOneInferencer
     layers = args.layers
     if layers is None and args.config is None and args.checkpoint is None:
         layers = [0, 2]

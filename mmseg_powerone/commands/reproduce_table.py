@@ -12,9 +12,9 @@ import os
 import sys
 
 from ..utils import atomic_write
-from ..utils.cli import tool_parser
+from .cli import tool_parser
 from ..utils.report import markdown_table
-from .oneshot import test_metrics
+from .processes import test_metrics
 
 NAMES = {'voc21': 'PASCAL VOC (21)', 'coco-object': 'COCO-Object (81)'}
 

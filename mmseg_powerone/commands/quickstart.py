@@ -23,15 +23,17 @@ import time
 
 import numpy as np
 
-from ..apis.layer_ranking import analyse
-from ..apis.oneshot import run_tool, test_metrics
+from .rank_layers import analyse
+from .processes import run_tool, test_metrics
 from ..evaluation import presence_auroc
 from ..infoscore.analysis import presence_scores
 from ..utils import atomic_write
 from ..utils.report import markdown_table
-from ..utils.cli import build_model_and_loader, cfg_options_dict, tool_parser
-from ..utils.resources import config_path
-from .world import CLASSES, WORLD_VERSION, write_dataset
+from .cli import cfg_options_dict, tool_parser
+from ..utils.resources import build_model_and_loader, config_path
+from ..shapes.dataset import write_dataset
+from ..shapes.pretrain import ARCHES
+from ..shapes.world import CLASSES, WORLD_VERSION
 
 
 def _configs(vlm):
@@ -40,12 +42,10 @@ def _configs(vlm):
                  for setting in ('zeroshot', 'oneshot'))
 
 
-VLMS = {'BLIP': _configs('blip'), 'ALBEF': _configs('albef'),
-        'LLaVA': _configs('llava')}
-# what each VLM's matching score is (the presence AUROC row)
-MATCHING = {'BLIP': 'ITM("Image of {name}.")',
-            'ALBEF': 'ITM("Image of {name}.")',
-            'LLaVA': 'P(yes) to "Is there a {name} in the image? Answer yes or no."'}
+# every tiny VLM the embedded world pretrains: display name -> configs and
+# what its matching score is (the presence AUROC row)
+VLMS = {arch.name: _configs(key) for key, arch in ARCHES.items()}
+MATCHING = {arch.name: arch.matching for arch in ARCHES.values()}
 
 
 def parse_args(argv=None):

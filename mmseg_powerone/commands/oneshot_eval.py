@@ -30,22 +30,20 @@ alone, on any machine.
 Writes WORK/oneshot_eval.json and WORK/oneshot_eval.md (mean ± std over the
 draws, sample std) once every draw has finished.
 """
-import glob
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ..utils import atomic_write
-from ..utils.cli import cfg_options_dict, tool_parser
+from .cli import cfg_options_dict, tool_parser
 from ..utils.report import markdown_table
 from ..utils.resources import load_config
-from .commands import COMMANDS_MODULE, command
+from ..models.utils.tuned_state import checkpoint_layers
+from ..utils.io import last_checkpoint
+from .processes import (can_fork, fork_call, fork_problem, preload,
+                        run_tool, test_metrics)
 
 METRICS = ('mIoU', 'mAcc', 'aAcc')
 
@@ -100,138 +98,6 @@ def seed_options(config, seed, options, cache_dir=None):
     return opts
 
 
-def fork_problem():
-    """Why tool runs may not be forks of this process, or None. Forks need
-    Linux and a CPU-only torch: once anything in a process has asked CUDA
-    for its devices (``torch.cuda.is_available()`` does; some imports do),
-    a forked child cannot initialise CUDA, so with a CUDA or ROCm build the
-    runs start fresh interpreters instead."""
-    if not (sys.platform.startswith('linux') and hasattr(os, 'fork')):
-        return 'forking needs Linux'
-    import torch
-    gpu = torch.version.cuda or getattr(torch.version, 'hip', None)
-    if gpu:
-        return (f'this torch is built for GPUs ({gpu}), which a forked '
-                'process cannot use')
-    if torch.cuda.is_initialized():
-        return 'this process has initialised CUDA'
-    return None
-
-
-def can_fork():
-    return fork_problem() is None
-
-
-def preload():
-    """Import what every run imports, so forked runs start warm."""
-    import mmengine.runner  # noqa: F401
-    from . import train_test  # noqa: F401
-
-
-def fork_call(fn):
-    """Run ``fn()`` in a fork of this process; returns the child's pid. The
-    child exits with 0, ``sys.exit``'s status, or 1 after printing the
-    error; it never returns here."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        fn()
-        code = 0
-    except SystemExit as e:
-        if e.code is None or isinstance(e.code, int):
-            code = e.code or 0
-        else:
-            print(e.code, file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def run_forked(name, argv, threads=None):
-    """Run command ``name`` (see ``commands.py``) in a fork of this process;
-    returns its exit status and output. The caller must not have run torch
-    computations yet: a fork inherits a started OpenMP thread pool it cannot
-    use."""
-    with tempfile.TemporaryFile() as out:
-        def child():
-            os.dup2(out.fileno(), 1)
-            os.dup2(out.fileno(), 2)
-            if threads:
-                import torch
-                torch.set_num_threads(threads)
-            sys.argv = [name] + argv
-            command(name)(argv)
-
-        _, status = os.waitpid(fork_call(child), 0)
-        out.seek(0)
-        return (os.waitstatus_to_exitcode(status),
-                out.read().decode(errors='replace'))
-
-
-def run_tool(args, what, fork=False, threads=None, echo=None):
-    """Run command ``args[0]`` (``'train'``, ``'test'``, ``'oneshot_eval'``:
-    what the tools of those names run) with arguments ``args[1:]`` in a
-    process of its own (a fork of this one with ``fork``, see
-    ``run_forked``; else a fresh interpreter) with ``threads`` torch
-    threads; exit with its output's tail, prefixed by ``what``, if it
-    fails. In a fresh interpreter, its output lines that start with
-    ``echo`` are printed as they come (progress). Returns seconds."""
-    start = time.perf_counter()
-    if fork and can_fork():
-        code, out = run_forked(args[0], args[1:], threads)
-    else:
-        env = dict(os.environ)
-        if threads:
-            env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
-        proc = subprocess.Popen([sys.executable, '-m', COMMANDS_MODULE]
-                                + list(args),
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env=env)
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if echo and line.startswith(echo):
-                print(line, end='', flush=True)
-        code, out = proc.wait(), ''.join(lines)
-    if code != 0:
-        sys.exit(f'{what} failed (tools/{args[0]}.py {" ".join(args[1:])}):\n'
-                 f'{out[-3000:]}')
-    return time.perf_counter() - start
-
-
-def last_checkpoint(work_dir):
-    path = os.path.join(work_dir, 'last_checkpoint')
-    if not os.path.isfile(path):
-        sys.exit(f'[oneshot_eval] training wrote no checkpoint in {work_dir}.')
-    with open(path) as f:
-        return f.read().strip()
-
-
-def tuned_layers(checkpoint):
-    import torch
-
-    from ..models.utils.tuned_state import decode_info
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    return decode_info(state['state_dict']['_extra_state'])['layers']
-
-
-def test_metrics(work_dir):
-    """The metrics JSON of the newest tools/test.py run in ``work_dir``."""
-    files = sorted(glob.glob(os.path.join(work_dir, '*', '*.json')),
-                   key=os.path.getmtime)
-    if not files:
-        sys.exit(f'tools/test.py wrote no metrics in {work_dir}.')
-    with open(files[-1]) as f:
-        return json.load(f)
-
-
 def run_draw(args, seed, work):
     opts = seed_options(args.config, seed, args.cfg_options,
                         os.path.join(work, 'infoscore_cache')) + args.cfg_options
@@ -248,7 +114,7 @@ def run_draw(args, seed, work):
               os.path.join(draw_dir, 'test'), '--cfg-options'] + opts,
              f'[oneshot_eval] testing draw {seed}', fork, args.threads)
     metrics = test_metrics(os.path.join(draw_dir, 'test'))
-    layers = tuned_layers(ckpt)
+    layers = checkpoint_layers(ckpt)[0]
     return dict(seed=seed, checkpoint=ckpt, train_seconds=round(train_s, 1),
                 layers=layers, **{m: metrics[m] for m in METRICS})
 
