@@ -4,8 +4,8 @@ Run from an empty folder with a venv that has the wheel installed (not
 editable). Checks that the package, its configs, class-name files and tiny
 checkpoints came with the wheel: ``PowerOneInferencer()`` with call-time
 names on a generated shapes image, a test run (what ``tools/test.py``
-does) of a config named the way ``mmseg::`` configs are, and pseudo-labels
-for a student from the wheel's command module.
+does) of a config named the way ``mmseg::`` configs are, pseudo-labels
+for a student, and the tools as ``python -m mmseg_powerone.commands``.
 """
 import os
 import sys
@@ -15,7 +15,8 @@ import numpy as np
 import mmseg_powerone
 from mmengine.config import Config
 from mmseg_powerone.apis import PowerOneInferencer
-from mmseg_powerone.shapes.world import render, write_dataset
+from mmseg_powerone.shapes.dataset import write_dataset
+from mmseg_powerone.shapes.world import render
 from mmseg_powerone.engine import build_runner
 from mmseg_powerone.utils.resources import load_config
 
@@ -59,7 +60,7 @@ assert results[0] == results[1], results
 import json
 import subprocess
 proc = subprocess.run(
-    [sys.executable, '-m', 'mmseg_powerone.apis.commands', 'pseudo_label',
+    [sys.executable, '-m', 'mmseg_powerone.commands', 'pseudo_label',
      NAME, '--out', 'pseudo', '--data-config',
      'mmseg_powerone::distill/distill_segformer-mit-tiny_blip-tiny_shapes.py',
      '--cfg-options', 'model.layers=[0,2]'], capture_output=True, text=True)
@@ -68,4 +69,17 @@ with open(os.path.join('pseudo', 'pseudo_labels.json')) as f:
     record = json.load(f)
 assert record['status'] == 'complete' and len(record['images']) == 1, record
 print('pseudo-labels:', record['kept'])
+
+# Every tool is a command of the wheel: the list, and the README's test
+# command on the package-scoped name, as a wheel user types it.
+listing = subprocess.run([sys.executable, '-m', 'mmseg_powerone.commands',
+                          '--help'], capture_output=True, text=True)
+assert listing.returncode == 0 and 'make_shapes' in listing.stdout, listing
+proc = subprocess.run(
+    [sys.executable, '-m', 'mmseg_powerone.commands', 'test', NAME,
+     '--work-dir', 'work_dirs/cmd', '--cfg-options', 'model.layers=[0,2]'],
+    capture_output=True, text=True)
+assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+assert 'mIoU' in proc.stdout + proc.stderr, proc.stdout[-2000:]
+print('python -m mmseg_powerone.commands test: ok')
 print('wheel smoke test passed')
