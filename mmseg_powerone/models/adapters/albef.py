@@ -30,10 +30,8 @@ class ALBEFAdapter(FusionEncoderAdapter):
             :class:`BaseVLMAdapter`); the segmentor passes its own.
     """
 
-    MODULE_PATHS = dict(vision_encoder='visual_encoder',
-                        text_layers='text_encoder.encoder.layer',
-                        text_embeddings='text_encoder.embeddings',
-                        itm_head='itm_head')
+    MODULE_PATHS = dict(FusionEncoderAdapter.MODULE_PATHS,
+                        vision_encoder='visual_encoder')
 
     def __init__(self, checkpoint: str, tokenizer: str = 'bert-base-uncased',
                  vision_heads: int = 12, text_heads: int = 12,

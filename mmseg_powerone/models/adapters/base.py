@@ -29,25 +29,6 @@ def check_prompt_chunk(prompt_chunk) -> int:
     return prompt_chunk
 
 
-def check_compile(value) -> Optional[dict]:
-    """The segmentor's ``compile`` setting as ``torch.compile`` keywords
-    (None: nothing compiled), checked by torch itself on a trivial function
-    so that bad options fail at build, before any module is touched."""
-    if value is None or value is False:
-        return None
-    options = {} if value is True else value
-    if not isinstance(options, dict):
-        raise ValueError(
-            f'compile={value!r}: give True or a dict of torch.compile '
-            "keywords, e.g. dict(mode='reduce-overhead') on CUDA.")
-    try:
-        torch.compile(lambda x: x, **options)
-    except Exception as e:  # TypeError, RuntimeError, InvalidBackend, ...
-        raise ValueError(f'compile={dict(options)!r} is not accepted by '
-                         f'torch.compile: {e}') from e
-    return dict(options)
-
-
 def balanced_chunk(num_prompts: int, prompt_chunk: int) -> int:
     """Prompts per pass when ``num_prompts`` are split into the fewest
     passes of at most ``prompt_chunk``, all of nearly equal size (200 in

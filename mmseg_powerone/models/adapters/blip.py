@@ -29,10 +29,8 @@ class BLIPAdapter(FusionEncoderAdapter):
             :class:`BaseVLMAdapter`); the segmentor passes its own.
     """
 
-    MODULE_PATHS = dict(vision_encoder='vision_model',
-                        text_layers='text_encoder.encoder.layer',
-                        text_embeddings='text_encoder.embeddings',
-                        itm_head='itm_head')
+    MODULE_PATHS = dict(FusionEncoderAdapter.MODULE_PATHS,
+                        vision_encoder='vision_model')
 
     def __init__(self, pretrained: str, prompt_chunk: int = 64,
                  local_files_only=None, itm_reduce: str = 'max',

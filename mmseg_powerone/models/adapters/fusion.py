@@ -64,6 +64,12 @@ class FusionEncoderAdapter(BaseVLMAdapter):
     ``vision_encoder`` (the module :meth:`encode_image` runs).
     """
 
+    # BLIP's and ALBEF's text side (a BERT-style ``text_encoder``) and ITM
+    # head; a subclass adds its ``vision_encoder``
+    MODULE_PATHS = dict(text_layers='text_encoder.encoder.layer',
+                        text_embeddings='text_encoder.embeddings',
+                        itm_head='itm_head')
+
     @functools.cached_property
     def cross_layer_ids(self) -> List[int]:
         """Indices of the text layers that cross-attend to the image."""

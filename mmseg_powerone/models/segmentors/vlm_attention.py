@@ -11,12 +11,11 @@ from torch import Tensor
 
 from ...class_names import (DEFAULT_TEMPLATES, PromptSet, build_prompts,
                             class_palette)
-from ..adapters.base import check_compile
 from ..utils.maps import ensemble_probs, group_prompts, prompt_softmax_itm
 from ..utils.postprocess import IGNORE_INDEX, check_labels, to_predictions
-from ..utils.settings import (check_gradcam_head, check_layers,
-                              check_map_settings, check_test_cfg, check_topk,
-                              check_train_cfg)
+from ..utils.settings import (check_compile, check_gradcam_head,
+                              check_layers, check_map_settings,
+                              check_test_cfg, check_topk, check_train_cfg)
 from ..utils.slide import slide_inference
 from ..utils.tuned_state import (EXTRA_STATE_VERSION, apply_checkpoint_info,
                                  check_loaded_keys, decode_info,
@@ -161,19 +160,7 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self.itm_reweight = itm_reweight
         self.align_corners = align_corners
         self.crf = MODELS.build(crf) if crf else None
-        n = self.adapter.num_layers
-        self.topk = check_topk(topk, n)
-        self.infoscore = None  # InfoScore result, once layers are ranked
-        if layers == 'infoscore':
-            self.layer_selection = 'infoscore'
-            self.layers = None  # set by InfoScoreHook (or a checkpoint)
-        elif isinstance(layers, str):
-            raise ValueError(f"layers={layers!r}: give a list of layer "
-                             "indices or 'infoscore'.")
-        else:
-            self.layer_selection = 'fixed'
-            self.layers = check_layers(
-                list(range(n)) if layers is None else layers, n)
+        self._init_layers(layers, topk)
         self.tuned_params: List[str] = []  # names in ``vlm``, once tuning began
         self._tuning_started = False
         self._warned = set()  # warnings given once per model
@@ -181,18 +168,39 @@ class VLMAttentionSegmentor(BaseSegmentor):
         self._ranking_prompts = None  # built on first use
         self._ranking_tokens = None
         if self.train_cfg:
-            if self.train_cfg.tune_embeddings == 'class_tokens':
-                self.adapter.add_token_offsets(
-                    [name for names in self.prompts.classes for name in names])
-            # Every parameter that tuning may train requires grad from here
-            # on, so the optimiser (built before InfoScore picks the layers)
-            # holds them; training starts by freezing the unselected ones.
-            for p in self._tuning_candidates().values():
-                p.requires_grad_(True)
+            self._prepare_tuning()
         # Checkpoints of this model leave out the frozen pretrained VLM
         # weights: they come from ``vlm.pretrained`` when the model is built.
         self.register_state_dict_post_hook(drop_pretrained_vlm_state)
         self.register_load_state_dict_post_hook(check_loaded_keys)
+
+    def _init_layers(self, layers, topk) -> None:
+        """``layers``: indices (fixed), None (all) or 'infoscore' (chosen
+        by InfoScoreHook or read from a checkpoint, top ``topk``)."""
+        n = self.adapter.num_layers
+        self.topk = check_topk(topk, n)
+        self.infoscore = None  # InfoScore result, once layers are ranked
+        if layers == 'infoscore':
+            self.layer_selection = 'infoscore'
+            self.layers = None
+        elif isinstance(layers, str):
+            raise ValueError(f"layers={layers!r}: give a list of layer "
+                             "indices or 'infoscore'.")
+        else:
+            self.layer_selection = 'fixed'
+            self.layers = check_layers(
+                list(range(n)) if layers is None else layers, n)
+
+    def _prepare_tuning(self) -> None:
+        """Make every parameter that one-shot tuning may train require grad
+        now, so the optimiser (built before InfoScore picks the layers)
+        holds them; training starts by freezing the unselected ones
+        (:meth:`start_tuning`)."""
+        if self.train_cfg.tune_embeddings == 'class_tokens':
+            self.adapter.add_token_offsets(
+                [name for names in self.prompts.classes for name in names])
+        for p in self._tuning_candidates().values():
+            p.requires_grad_(True)
 
     # ------------------------------------------------------------- helpers
     @property

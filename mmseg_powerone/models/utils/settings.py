@@ -1,7 +1,10 @@
 """The segmentor's settings, checked when it is built, each error with
 its fix: the layers and ``topk``, the map settings its adapter is built
-with, ``train_cfg`` (one-shot tuning) and ``test_cfg`` (inference)."""
-from typing import List
+with, ``compile``, ``train_cfg`` (one-shot tuning) and ``test_cfg``
+(inference)."""
+from typing import List, Optional
+
+import torch
 
 from .maps import ITM_REDUCE_MODES
 from .postprocess import PRED_GRIDS
@@ -92,6 +95,25 @@ def check_train_cfg(train_cfg):
         raise ValueError(f'train_cfg.background_weight={w!r} must be a '
                          'non-negative number (reference: 0.5).')
     return cfg
+
+
+def check_compile(value) -> Optional[dict]:
+    """The segmentor's ``compile`` setting as ``torch.compile`` keywords
+    (None: nothing compiled), checked by torch itself on a trivial function
+    so that bad options fail at build, before any module is touched."""
+    if value is None or value is False:
+        return None
+    options = {} if value is True else value
+    if not isinstance(options, dict):
+        raise ValueError(
+            f'compile={value!r}: give True or a dict of torch.compile '
+            "keywords, e.g. dict(mode='reduce-overhead') on CUDA.")
+    try:
+        torch.compile(lambda x: x, **options)
+    except Exception as e:  # TypeError, RuntimeError, InvalidBackend, ...
+        raise ValueError(f'compile={dict(options)!r} is not accepted by '
+                         f'torch.compile: {e}') from e
+    return dict(options)
 
 
 def check_test_cfg(test_cfg):
