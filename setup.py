@@ -3,8 +3,11 @@
 A wheel carries the shipped configs (with their class-name files) and tiny
 checkpoints under ``mmseg_powerone/.mim/``, where mmengine resolves
 ``mmseg_powerone::`` config names as it resolves ``mmseg::`` ones. In a
-checkout (and an editable install) they stay at the top level;
-``mmseg_powerone.utils.resources`` finds them in either place.
+checkout they stay at the top level; an editable install links them into
+the checkout's ``mmseg_powerone/.mim/`` (symbolic links; copies where links
+cannot be made), as mmseg's ``setup.py`` does in develop mode, so scoped
+names resolve there too. ``mmseg_powerone.utils.resources`` finds them in
+either place.
 """
 import os
 import shutil
@@ -26,6 +29,7 @@ class BuildWithResources(build_py):
     def run(self):
         super().run()
         if getattr(self, 'editable_mode', False):
+            link_mim(os.path.join(HERE, 'mmseg_powerone', '.mim'))
             return
         mim = os.path.join(self.build_lib, 'mmseg_powerone', '.mim')
         shutil.rmtree(mim, ignore_errors=True)
@@ -35,6 +39,24 @@ class BuildWithResources(build_py):
                 ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
         with open(os.path.join(mim, 'model-index.yml'), 'w') as f:
             f.write(MODEL_INDEX)
+
+
+def link_mim(mim):
+    """The checkout's ``.mim`` of an editable install: links to the
+    top-level resources (copies where links cannot be made)."""
+    os.makedirs(mim, exist_ok=True)
+    for name in SHIPPED:
+        target = os.path.join(mim, name)
+        if os.path.islink(target) or os.path.isfile(target):
+            os.remove(target)
+        elif os.path.isdir(target):
+            shutil.rmtree(target)
+        try:
+            os.symlink(os.path.join('..', '..', name), target)
+        except OSError:
+            shutil.copytree(os.path.join(HERE, name), target)
+    with open(os.path.join(mim, 'model-index.yml'), 'w') as f:
+        f.write(MODEL_INDEX)
 
 
 setup(

@@ -70,16 +70,40 @@ with open(os.path.join('pseudo', 'pseudo_labels.json')) as f:
 assert record['status'] == 'complete' and len(record['images']) == 1, record
 print('pseudo-labels:', record['kept'])
 
-# Every tool is a command of the wheel: the list, and the README's test
-# command on the package-scoped name, as a wheel user types it.
-listing = subprocess.run([sys.executable, '-m', 'mmseg_powerone.commands',
-                          '--help'], capture_output=True, text=True)
-assert listing.returncode == 0 and 'make_shapes' in listing.stdout, listing
-proc = subprocess.run(
-    [sys.executable, '-m', 'mmseg_powerone.commands', 'test', NAME,
-     '--work-dir', 'work_dirs/cmd', '--cfg-options', 'model.layers=[0,2]'],
-    capture_output=True, text=True)
-assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-assert 'mIoU' in proc.stdout + proc.stderr, proc.stdout[-2000:]
-print('python -m mmseg_powerone.commands test: ok')
+# Every tool is a command of the wheel (which has no tools/ folder), run
+# as docs/en/get_started.md tells a wheel user: the world's data, test,
+# train, the one-shot draws, layer ranking, the demo.
+def command(*args):
+    proc = subprocess.run([sys.executable, '-m', 'mmseg_powerone.commands',
+                           *args], capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f'{args[0]}: {out[-4000:]}'
+    print(f'python -m mmseg_powerone.commands {args[0]}: ok')
+    return out
+
+
+listing = command('--help')
+assert 'make_shapes' in listing and 'oneshot_eval' in listing, listing
+command('make_shapes', '--out', 'data/world', '--num-train', '60',
+        '--num-val', '4')
+ONESHOT = 'mmseg_powerone::powerone/powerone_blip-tiny_oneshot_shapes.py'
+WORLD = ['train_dataloader.dataset.dataset.data_root=data/world',
+         'test_dataloader.dataset.data_root=data/world']
+out = command('test', NAME, '--work-dir', 'work_dirs/cmd_test',
+              '--cfg-options', 'model.layers=[0,2]')
+assert 'mIoU' in out, out[-2000:]
+command('train', ONESHOT, '--work-dir', 'work_dirs/cmd_train',
+        '--cfg-options', 'train_cfg.max_epochs=1', *WORLD)
+assert os.path.isfile('work_dirs/cmd_train/epoch_1.pth')
+command('oneshot_eval', ONESHOT, '--draws', '1', '--work-dir',
+        'work_dirs/cmd_draws', '--cfg-options', 'train_cfg.max_epochs=1',
+        *WORLD)
+assert os.path.isfile('work_dirs/cmd_draws/oneshot_eval.json')
+command('rank_layers', NAME, '--num-images', '4', '--out',
+        'work_dirs/cmd_rank', '--cfg-options',
+        'test_dataloader.dataset.data_root=data/world')
+assert os.path.isfile('work_dirs/cmd_rank/infoscore.json')
+command('demo', 'data/world/img_dir/val/00000.png', '--classes',
+        'circle, star', '--out', 'work_dirs/cmd_demo')
+assert os.listdir('work_dirs/cmd_demo')
 print('wheel smoke test passed')

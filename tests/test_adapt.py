@@ -92,10 +92,59 @@ def test_save_is_what_tools_test_and_the_inferencer_load(
     np.testing.assert_array_equal(again(image)['predictions'],
                                   tuned(image)['predictions'])
     assert again.model.layers == tuned.model.layers == [0, 2]
+    # tested on the user's own labelled images: a folder given when saving
+    # or when testing; none given is refused with the command that fixes it
+    folder = _test_folder(tiny_dataset, tmp_path / 'mine')
+    config = tuned.save(path, test_data=folder)
     metrics = test([config, path, '--work-dir', str(tmp_path / 'test')])
     assert 0 <= metrics['mIoU'] <= 100
+    bare = tuned.save(str(tmp_path / 'bare' / 'cat_dog.pth'))
+    with pytest.raises(ValueError, match=r'no data_root.*--cfg-options '
+                       r'test_dataloader.dataset.data_root=FOLDER'):
+        test([bare, path, '--work-dir', str(tmp_path / 'test2')])
+    again = test([bare, path, '--work-dir', str(tmp_path / 'test3'),
+                  '--cfg-options', f'test_dataloader.dataset.data_root={folder}'])
+    assert again['mIoU'] == metrics['mIoU']
+    # masks of other classes than the model's: said so, not scored
+    other = _test_folder(tiny_dataset, tmp_path / 'other', value=3)
+    with pytest.raises(ValueError, match=r'holds values \[3\].*does not '
+                       'match model.class_names'):
+        test([bare, path, '--work-dir', str(tmp_path / 'test4'),
+              '--cfg-options', f'test_dataloader.dataset.data_root={other}'])
     with pytest.raises(ValueError, match='Call tuned = inferencer.adapt'):
         PowerOneInferencer(oneshot_config).save(str(tmp_path / 'x.pth'))
+
+
+def _test_folder(tiny_dataset, root, value=None):
+    """The tiny dataset as a user's test folder: images/ and masks/ (index
+    maps over the model's classes; ``value`` replaces every object label)."""
+    import shutil
+    os.makedirs(root / 'images')
+    os.makedirs(root / 'masks')
+    for name in sorted(os.listdir(os.path.join(tiny_dataset, 'img'))):
+        shutil.copy(os.path.join(tiny_dataset, 'img', name),
+                    root / 'images' / name)
+        label = cv2.imread(os.path.join(tiny_dataset, 'ann', name),
+                           cv2.IMREAD_UNCHANGED)
+        if value is not None:
+            label[label > 0] = value
+        cv2.imwrite(str(root / 'masks' / name), label)
+    return str(root)
+
+
+def test_the_test_folder_names_what_is_missing(tmp_path):
+    from mmseg_powerone.datasets import ImageMaskFolderDataset
+    os.makedirs(tmp_path / 'images')
+    with pytest.raises(ValueError, match='masks is not a folder'):
+        ImageMaskFolderDataset(data_root=str(tmp_path))
+    os.makedirs(tmp_path / 'masks')
+    _image(tmp_path / 'images', 'x.jpg')
+    with pytest.raises(ValueError, match=r"have no mask .*\['x.png'\]"):
+        ImageMaskFolderDataset(data_root=str(tmp_path))
+    (tmp_path / 'masks' / 'x.png').write_bytes(
+        _jpeg(np.zeros((64, 64), np.uint8)))
+    with pytest.raises(ValueError, match='is a JPEG under a .png name'):
+        ImageMaskFolderDataset(data_root=str(tmp_path))
 
 
 def test_layers_not_fixed_are_ranked_on_the_examples(
@@ -177,3 +226,157 @@ def test_examples_take_the_test_geometry_with_their_labels(config):
     steps = [t['type'] for t in training_pipeline(dataset.pipeline)]
     assert steps[:2] == ['LoadImageFromFile', 'LoadAnnotations']
     assert steps[-1] == 'PackSegInputs' and steps.count('LoadAnnotations') == 1
+
+
+def _circle(size=(64, 64), value=1):
+    mask = np.zeros(size, np.uint8)
+    cv2.circle(mask, (size[1] // 2, size[0] // 2), 18, value, -1)
+    return mask
+
+
+def _blocks():
+    """A 0/1 mask of four rectangles: sharp corners, which JPEG rings
+    around (23 pixels of 2 at quality 90)."""
+    rng = np.random.default_rng(1)
+    mask = np.zeros((64, 64), np.uint8)
+    for _ in range(4):
+        x, y, w, h = rng.integers(0, 48, 4)
+        mask[y:y + 4 + h % 20, x:x + 4 + w % 20] = 1
+    return mask
+
+
+def _jpeg(array, quality=90):
+    """``array`` saved as a JPEG file's bytes, as an image editor saves it."""
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, 'JPEG', quality=quality)
+    return out.getvalue()
+
+
+def _decoded(data):
+    from PIL import Image
+    import io
+    return np.array(Image.open(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize('case, message', [
+    # a JPEG file: refused whatever its values, index map or binary mask
+    ('jpeg_index_map', r'the mask .*m.jpg is a JPEG, a lossy format.*Save '
+                       'the mask as PNG'),
+    ('jpeg_binary', r'the mask .*m.jpg is a JPEG, a lossy format'),
+    # a JPEG under another name: found by its bytes
+    ('jpeg_named_png', r'the mask .*m.png is a JPEG'),
+    # decoded by the user: the noise invents 'square' along the circle's edge
+    ('noisy_index_map', r"'square' appears only as thin slivers along the "
+                        'edges.*lossily compressed mask'),
+    ('noisy_binary', r'Many values near 0 and 255: a mask saved in a lossy '
+                     'format'),
+])
+def test_lossy_masks_never_invent_a_class(tmp_path, case, message):
+    """A 0/1 mask saved as JPEG (quality 90) holds 2s along its edges:
+    with classes ['circle', 'square'] they would train 'square' on pixels
+    that are circle or background."""
+    from mmseg_powerone.apis.adapt import read_examples
+    image = _image(tmp_path)
+    circle = _blocks()
+    noisy = _decoded(_jpeg(circle))
+    assert (noisy == 2).sum() == 23, 'JPEG noise expected'
+    jpg = tmp_path / 'm.jpg'
+    jpg.write_bytes(_jpeg(circle))
+    png = tmp_path / 'm.png'
+    png.write_bytes(_jpeg(circle * 255))
+    examples = {
+        'jpeg_index_map': [(image, str(jpg))],
+        'jpeg_binary': [(image, str(jpg), 'circle')],
+        'jpeg_named_png': [(image, str(png), 'circle')],
+        'noisy_index_map': [(image, noisy)],
+        'noisy_binary': [(image, _decoded(_jpeg(circle * 255)), 'circle')],
+    }[case]
+    with pytest.raises(ValueError, match=message):
+        read_examples(examples, ['circle', 'square'])
+    # the same mask, lossless: accepted, 'square' only where it is drawn
+    square = circle.copy()
+    square[2:12, 2:12] = 2
+    read = read_examples([(image, square)], ['circle', 'square'])
+    assert set(np.unique(read[0]['label']).tolist()) == {0, 1, 2}
+
+
+def test_a_binary_mask_may_ignore_pixels_with_255(tmp_path):
+    """One class, 1 for it, 255 for an unlabelled border (mmseg's ignore
+    value): accepted, the border stays ignored; 0/255 masks still mean
+    255 = the class."""
+    from mmseg_powerone.apis.adapt import read_examples
+    image = _image(tmp_path)
+    mask = _circle()
+    mask[:4], mask[-4:] = 255, 255
+    label = read_examples([(image, mask, 'circle')], ['circle'])[0]['label']
+    assert set(np.unique(label).tolist()) == {0, 1, 255}
+    assert (label[:4] == 255).all() and label[32, 32] == 1
+    white = read_examples([(image, _circle(value=255), 'circle')],
+                          ['circle'])[0]['label']
+    assert set(np.unique(white).tolist()) == {0, 1}
+    with pytest.raises(ValueError, match=r'holds 0 \(background\) and 1 or '
+                       r'255 \(the class\).*\[0, 1, 2\]'):
+        read_examples([(image, np.where(mask == 255, 2, mask), 'circle')],
+                      ['circle'])
+
+
+def test_a_mask_of_an_exif_turned_photo_names_the_orientation(tmp_path):
+    """A phone photo stored 48 x 64 with EXIF orientation 6 is decoded
+    64 x 48 (as viewers show it, as training reads it); a mask drawn on
+    the stored pixels does not fit, and the error says why."""
+    from PIL import Image
+    from mmseg_powerone.apis.adapt import read_examples
+    path = str(tmp_path / 'photo.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(path, exif=exif)
+    mask = _circle((48, 64))
+    with pytest.raises(ValueError, match=r'the mask is 48 x 64 but the image '
+                       r'is 64 x 48.*EXIF orientation 6.*height and width '
+                       'swapped.*Turn the mask the same way'):
+        read_examples([(path, mask, 'circle')], ['circle'])
+    read = read_examples([(path, np.ascontiguousarray(np.rot90(mask, -1)),
+                           'circle')], ['circle'])
+    assert read[0]['label'].shape == (64, 48)
+
+
+def test_adapt_prints_its_progress_not_the_runner_setup(capfd):
+    """One adapt() call: the iterations and this package's warnings on the
+    terminal, not the config, environment, hook order, weight-loading bars
+    or mmengine's notes; verbose=True brings them back."""
+    from mmseg_powerone.apis import PowerOneInferencer
+    from mmseg_powerone.shapes.world import CLASSES, render
+    img, label, _, _ = render(seed=3, split='val', index=0)
+    shape = CLASSES[int(label.max()) - 1]
+    example = [(img[:, :, ::-1].copy(), label == label.max(), shape)]
+    inferencer = PowerOneInferencer(layers=[0, 2])
+    capfd.readouterr()
+    inferencer.adapt(example, classes=[shape], epochs=1)
+    quiet = capfd.readouterr()
+    lines = (quiet.out + quiet.err).splitlines()
+    assert any('Iter(train) [1/1]' in l and 'eta' in l for l in lines), lines
+    assert not any('Loading weights' in l or 'System environment' in l
+                   or 'Config:' in l or 'mmengine/' in l for l in lines), lines
+    assert len(lines) <= 12, lines
+    inferencer.adapt(example, classes=[shape], epochs=1, verbose=True)
+    loud = capfd.readouterr()
+    assert 'System environment' in loud.out and 'Config:' in loud.out
+    assert len((loud.out + loud.err).splitlines()) > 100
+
+
+def test_the_demo_names_a_lossy_example_mask(tmp_path):
+    """The demo's --examples folder: a NAME_mask.jpg is named as a lossy
+    mask, not reported as 'no mask'."""
+    from mmseg_powerone.commands.demo import example_pairs
+    _image(tmp_path, 'cat.jpg')
+    (tmp_path / 'cat_mask.jpg').write_bytes(_jpeg(_circle()))
+    with pytest.raises(ValueError, match=r"\['cat_mask.jpg'\] are masks in a "
+                       'lossy format.*Save each mask as PNG'):
+        example_pairs(str(tmp_path))
+    os.remove(tmp_path / 'cat_mask.jpg')
+    cv2.imwrite(str(tmp_path / 'cat_mask.png'), _circle())
+    assert example_pairs(str(tmp_path)) == [
+        (str(tmp_path / 'cat.jpg'), str(tmp_path / 'cat_mask.png'))]

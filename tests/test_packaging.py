@@ -33,8 +33,26 @@ def test_a_missing_config_names_itself_and_the_fix():
 
 def test_the_package_scope_is_registered_additively():
     from mmengine.config.utils import MODULE2PACKAGE
-    assert MODULE2PACKAGE['mmseg_powerone'] == 'mmseg-powerone'
+    assert MODULE2PACKAGE['mmseg_powerone'] == 'mmseg_powerone.mim'
     assert MODULE2PACKAGE['mmseg'] == 'mmsegmentation'
+
+
+def test_a_user_config_inherits_a_scoped_name_in_this_install(tmp_path):
+    """A config of the user's, in a folder of theirs, with ``_base_ =
+    ['mmseg_powerone::...']``, loaded by mmengine itself in a fresh
+    interpreter started there: in the README's editable install (the
+    checkout's .mim, linked at install) as in a wheel (CI's smoke test)."""
+    (tmp_path / 'mine.py').write_text(
+        f"_base_ = ['mmseg_powerone::{NAME}']\n"
+        "model = dict(layers=[0, 2])\n")
+    code = ('import mmseg_powerone\n'
+            'from mmengine.config import Config\n'
+            "cfg = Config.fromfile('mine.py')\n"
+            'print(cfg.model.type, cfg.model.layers)\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'VLMAttentionSegmentor [0, 2]' in out.stdout
 
 
 def test_a_base_config_in_our_scope_builds_the_same_objects():

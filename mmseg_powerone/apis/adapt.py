@@ -32,6 +32,7 @@ from mmengine import fileio
 from ..class_names import split_synonyms
 from ..models.utils.postprocess import IGNORE_INDEX
 from ..utils.io import atomic_write
+from ..utils.labels import lossy_format
 from ..utils.resources import load_config
 
 # The reference schedule (configs/_base_/schedules/oneshot_5passes.py).
@@ -45,7 +46,9 @@ def _name(i: int, item) -> str:
 
 
 def _read_image(image, name: str) -> np.ndarray:
-    """[H, W, 3] uint8 BGR (mmcv's order, as the inferencer reads arrays)."""
+    """[H, W, 3] uint8 BGR (mmcv's order, as the inferencer reads arrays).
+    A file is decoded as the training pipeline decodes it (mmcv, OpenCV):
+    its EXIF orientation applied."""
     if isinstance(image, str):
         try:
             img = mmcv.imfrombytes(fileio.get(image))
@@ -65,11 +68,38 @@ def _read_image(image, name: str) -> np.ndarray:
     return img
 
 
+def exif_orientation(path) -> int:
+    """The EXIF orientation tag of an image file (1: as stored; 2-8: a
+    viewer, and OpenCV when it decodes, flips or turns it), 1 when none."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001  (not an image PIL reads: no tag)
+        return 1
+
+
 def _read_mask(mask, name: str) -> np.ndarray:
+    """[H, W] integer values of a mask file or array. Lossy files (JPEG,
+    lossy WebP) are refused: their compression invents label values along
+    every edge."""
     if isinstance(mask, str):
         try:
-            m = mmcv.imfrombytes(fileio.get(mask), flag='unchanged',
-                                 backend='pillow')
+            data = fileio.get(mask)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f'{name}: cannot read the mask {mask} ({e}).') \
+                from e
+        fmt = lossy_format(data)
+        if fmt:
+            raise ValueError(
+                f'{name}: the mask {mask} is a {fmt}, a lossy format: its '
+                'compression changes label values along every edge (a 0/1 '
+                'mask comes back with 2s and 3s, which would train classes '
+                'that are not there). Save the mask as PNG (lossless), or '
+                'read it yourself and give an array that holds only your '
+                'label values (e.g. a binary mask as mask > 127).')
+        try:
+            m = mmcv.imfrombytes(data, flag='unchanged', backend='pillow')
         except Exception as e:  # noqa: BLE001
             raise ValueError(f'{name}: cannot read the mask {mask} ({e}).') \
                 from e
@@ -86,6 +116,59 @@ def _read_mask(mask, name: str) -> np.ndarray:
             f'class-index map or a binary mask); got {m.dtype} '
             f'{list(m.shape)}.')
     return m
+
+
+def _size_hint(image, img, mask) -> str:
+    """Why a mask may not fit its image: the image file's EXIF orientation,
+    which OpenCV (and so the training pipeline) applies when it decodes."""
+    if not isinstance(image, str):
+        return ''
+    turn = exif_orientation(image)
+    if turn == 1:
+        return ''
+    turned = ' (its height and width swapped)' if turn >= 5 and \
+        mask.shape == img.shape[1::-1] else ''
+    return (f' The image file carries EXIF orientation {turn}: it is '
+            f'decoded turned{turned}, as viewers show it and as training '
+            'reads it, so the mask must be drawn on the image as shown. Turn '
+            'the mask the same way, or save the image without the '
+            'orientation tag (e.g. PIL.ImageOps.exif_transpose, then save).')
+
+
+def _binary_label(mask, cls_index: int, name: str, cls) -> np.ndarray:
+    """A binary mask of one class as a class-index map: 0 background;
+    1 or 255 the class; with 1 as the class, 255 is mmseg's ignore value
+    (e.g. an unlabelled border) and stays ignored."""
+    values = set(np.unique(mask).tolist())
+    if values <= {0, 255}:
+        return np.where(mask == 255, cls_index, 0).astype(np.uint8)
+    if values <= {0, 1, IGNORE_INDEX}:
+        return np.where(mask == 1, cls_index,
+                        np.where(mask == IGNORE_INDEX, IGNORE_INDEX, 0)
+                        ).astype(np.uint8)
+    shown = sorted(values)
+    noisy = len(values) > 3 and min(values - {0}) < 16 and max(values) > 200
+    hint = (' Many values near 0 and 255: a mask saved in a lossy format '
+            '(JPEG)? Save it as PNG, or give mask > 127.' if noisy else '')
+    raise ValueError(
+        f'{name}: a binary mask of {cls!r} (an example with a class name) '
+        'holds 0 (background) and 1 or 255 (the class), and with 1 also '
+        f'255 (ignored, as mmseg); it holds {shown[:10]}'
+        f'{" ..." if len(shown) > 10 else ""}.{hint} For several classes in '
+        'one image, give an index map (0 background, i = classes[i - 1]) '
+        'and no class name.')
+
+
+def _noise_classes(label: np.ndarray, num_classes: int) -> List[int]:
+    """Classes of an index map present only as thin slivers along the edges
+    between other values (no pixel whose four neighbours share its value):
+    what a lossy-compressed mask's noise looks like."""
+    inner = np.zeros(label.shape, dtype=bool)
+    core = label[1:-1, 1:-1]
+    inner[1:-1, 1:-1] = ((core == label[:-2, 1:-1]) & (core == label[2:, 1:-1])
+                         & (core == label[1:-1, :-2]) & (core == label[1:-1, 2:]))
+    return [int(c) for c in np.unique(label)
+            if 0 < c <= num_classes and not inner[label == c].any()]
 
 
 def read_examples(examples, classes: Sequence) -> List[dict]:
@@ -121,7 +204,8 @@ def read_examples(examples, classes: Sequence) -> List[dict]:
             raise ValueError(
                 f'{name}: the mask is {mask.shape[0]} x {mask.shape[1]} but '
                 f'the image is {img.shape[0]} x {img.shape[1]}: give the mask '
-                'of this image, at its size.')
+                'of this image, at its size.'
+                + _size_hint(item[0], img, mask))
         if len(item) == 3:
             cls = str(item[2]).strip().lower()
             if cls not in lookup:
@@ -129,14 +213,7 @@ def read_examples(examples, classes: Sequence) -> List[dict]:
                     f'{name} is an example of {item[2]!r}, which is not in '
                     f'classes {list(classes)}: add it to classes, or leave '
                     'the example out.')
-            values = set(np.unique(mask).tolist())
-            if not values <= {0, 1} and not values <= {0, 255}:
-                raise ValueError(
-                    f'{name}: a binary mask (an example with a class name) '
-                    f'holds 0 and one other value, 1 or 255; it holds '
-                    f'{sorted(values)[:10]}. For several classes give an '
-                    'index map and no class name.')
-            label = np.where(mask > 0, lookup[cls], 0).astype(np.uint8)
+            label = _binary_label(mask, lookup[cls], name, item[2])
         else:
             bad = (mask > len(classes)) & (mask != IGNORE_INDEX) | (mask < 0)
             if bad.any():
@@ -148,6 +225,16 @@ def read_examples(examples, classes: Sequence) -> List[dict]:
                     'an index map over classes, or (image, mask, name) for '
                     'a binary mask of one class.')
             label = mask.astype(np.uint8)
+            noise = _noise_classes(label, len(classes))
+            if noise:
+                listed = ', '.join(repr(list(classes)[c - 1]) for c in noise)
+                raise ValueError(
+                    f'{name}: {listed} appear{"s" if len(noise) == 1 else ""}'
+                    ' only as thin slivers along the edges of other '
+                    'classes, no pixel of it inside a region: the noise of a '
+                    'lossily compressed mask (JPEG), not an object. Give the '
+                    'mask as a PNG or an exact array; where a class really is '
+                    'that thin, mark those pixels 255 (ignored).')
         read.append(dict(image=item[0], img=img, label=label, name=name))
     present = set()
     for r in read:
@@ -264,6 +351,36 @@ def tuned_test_config(cfg, layers):
     cfg.custom_hooks = []
     cfg.pop('work_dir', None)
     return cfg
+
+
+def with_test_folder(cfg, folder: Optional[str]):
+    """The adapted model's config testing on a folder of the user's own
+    labelled images (``ImageMaskFolderDataset``, its classes the model's):
+    the embedded world's test set, which the source config may name, holds
+    other classes."""
+    cfg = copy.deepcopy(cfg)
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:  # a wrapper
+        dataset = dataset.dataset
+    classes = tuple(', '.join(c) if isinstance(c, (list, tuple)) else c
+                    for c in cfg.model.class_names)
+    cfg.test_dataloader.dataset = dict(
+        type='ImageMaskFolderDataset', data_root=folder,
+        metainfo=dict(classes=classes),
+        pipeline=_test_pipeline_with_labels(dataset.pipeline))
+    return cfg
+
+
+def _test_pipeline_with_labels(pipeline) -> list:
+    """The test pipeline, loading the labels where mmseg's test pipelines
+    do (after the resize: scored at each image's original size) when it
+    does not load them already."""
+    steps = [copy.deepcopy(dict(t)) for t in pipeline]
+    if not any(t['type'] == 'LoadAnnotations' for t in steps):
+        pack = next((i for i, t in enumerate(steps)
+                     if t['type'] == 'PackSegInputs'), len(steps))
+        steps.insert(pack, dict(type='LoadAnnotations'))
+    return steps
 
 
 def save_adaptation(checkpoint: dict, cfg, path: str) -> str:

@@ -14,11 +14,11 @@ from mmengine.infer.infer import ModelType
 from mmseg.apis import MMSegInferencer
 
 from ..class_names import parse_class_names, split_synonyms
+from ..datasets.example_list import IMAGE_EXTENSIONS
 from ..models.utils.tuned_state import restore_layers
 from ..utils.labels import save_label_png
 from ..utils.resources import load_config
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 DEFAULT_CONFIG = 'mmseg_powerone::powerone/powerone_blip-tiny_zeroshot_shapes.py'
 
 
@@ -131,7 +131,8 @@ class PowerOneInferencer(MMSegInferencer):
               weight_decay: Optional[float] = None,
               accumulate: Optional[int] = None, batch_size: int = 1,
               tune_embeddings: str = 'all', background_weight: float = 0.5,
-              work_dir: Optional[str] = None) -> 'PowerOneInferencer':
+              work_dir: Optional[str] = None,
+              verbose: bool = False) -> 'PowerOneInferencer':
         """Tune the model on a few labelled examples of ``classes`` (the
         paper's one-shot setting: one image per class is enough) and return
         an inferencer that segments with the tuned weights::
@@ -162,6 +163,11 @@ class PowerOneInferencer(MMSegInferencer):
                 one-shot config.
             work_dir: keep the run's logs and checkpoint there (default: a
                 temporary folder, removed).
+            verbose: print everything mmengine's Runner logs (its config,
+                environment, hook order, the libraries' warnings); by
+                default the terminal shows the progress (iterations with
+                ETA and loss, InfoScore) and this package's warnings, and
+                the rest goes to the run's log file in ``work_dir``.
 
         It runs what ``tools/train.py`` runs with a one-shot config (the
         same runner, loss, trainable parameters and hooks): with the same
@@ -171,6 +177,7 @@ class PowerOneInferencer(MMSegInferencer):
         from ..engine.runner import build_runner
         from ..models.utils.tuned_state import checkpoint_layers
         from ..utils.io import last_checkpoint
+        from ..utils.quiet import quiet_run
         from .adapt import (adaptation_config, read_examples,
                             tuned_test_config, write_examples)
         read = read_examples(examples, classes)
@@ -184,7 +191,8 @@ class PowerOneInferencer(MMSegInferencer):
         elif layers is None and (self._default_layers is not None or
                                  self.model.layer_selection == 'fixed'):
             layers = list(self.model.layers)
-        with tempfile.TemporaryDirectory(prefix='powerone_adapt_') as tmp:
+        with tempfile.TemporaryDirectory(prefix='powerone_adapt_') as tmp, \
+                quiet_run(verbose):
             folder = osp.join(tmp, 'examples')
             os.makedirs(folder)
             ann_file = write_examples(read, folder)
@@ -196,27 +204,35 @@ class PowerOneInferencer(MMSegInferencer):
             build_runner(cfg).train()
             checkpoint = torch.load(last_checkpoint(work), map_location='cpu',
                                     weights_only=True)
-        tuned_layers, _ = checkpoint_layers(checkpoint)
-        test_cfg = tuned_test_config(cfg, tuned_layers)
-        device = next(self.model.parameters()).device
-        tuned = PowerOneInferencer(test_cfg, device=str(device))
-        tuned._load_weights_to_model(tuned.model, checkpoint, test_cfg)
+            tuned_layers, _ = checkpoint_layers(checkpoint)
+            test_cfg = tuned_test_config(cfg, tuned_layers)
+            device = next(self.model.parameters()).device
+            tuned = PowerOneInferencer(test_cfg, device=str(device))
+            tuned._load_weights_to_model(tuned.model, checkpoint, test_cfg)
         tuned._adaptation = (checkpoint, test_cfg)
         return tuned
 
-    def save(self, path: str) -> str:
+    def save(self, path: str, test_data: Optional[str] = None) -> str:
         """Write an adapted model: the tuned-only checkpoint at ``path``
         (the format of ``tools/train.py``'s checkpoints) and its config
         beside it (``<path without extension>.py``), for ``tools/test.py
         CONFIG CHECKPOINT`` and ``PowerOneInferencer(config, checkpoint)``.
+
+        The config tests on your own labelled images
+        (``ImageMaskFolderDataset``): ``test_data`` is their folder
+        (``images/NAME.jpg`` with ``masks/NAME.png``, index maps over the
+        adapted classes); without it, give the folder when testing
+        (``--cfg-options test_dataloader.dataset.data_root=FOLDER``).
         Returns the config's path."""
         if self._adaptation is None:
             raise ValueError(
                 'save() writes an adapted model; this inferencer was not made '
                 'by adapt(). Call tuned = inferencer.adapt(...) and then '
                 'tuned.save(path).')
-        from .adapt import save_adaptation
-        return save_adaptation(*self._adaptation, path)
+        from .adapt import save_adaptation, with_test_folder
+        checkpoint, cfg = self._adaptation
+        return save_adaptation(checkpoint, with_test_folder(cfg, test_data),
+                               path)
 
     # ---------------------------------------------------------- inputs
     def _inputs_to_list(self, inputs) -> list:

@@ -65,7 +65,7 @@ def split_names(text: str):
 def example_pairs(folder: str):
     """(image, mask) paths in ``folder``: ``NAME.<image ext>`` with the mask
     ``NAME.png``, or ``NAME.<image ext>`` with ``NAME_mask.png``."""
-    from ..apis.inferencer import IMAGE_EXTENSIONS
+    from ..datasets.example_list import IMAGE_EXTENSIONS
     if not osp.isdir(folder):
         raise ValueError(f'--examples {folder}: not a folder.')
     files = sorted(os.listdir(folder))
@@ -82,6 +82,13 @@ def example_pairs(folder: str):
         elif not (ext.lower() == '.png' and any(
                 osp.splitext(g)[0] == stem and g != f for g in files)):
             unpaired.append(f)
+    lossy = [f for f in files if osp.splitext(f)[0].endswith('_mask')
+             and osp.splitext(f)[1].lower() in ('.jpg', '.jpeg', '.webp')]
+    if lossy:
+        raise ValueError(
+            f'--examples {folder}: {lossy[:5]} are masks in a lossy format, '
+            'whose compression changes label values along every edge. Save '
+            'each mask as PNG (NAME_mask.png).')
     if not pairs:
         raise ValueError(
             f'--examples {folder}: no (image, mask) pairs. Put each image '
@@ -139,8 +146,11 @@ def demo(argv=None):
         except ValueError as e:
             sys.exit(f'demo.py: error: {e}')
         start = time.perf_counter()
-        tuned = inferencer.adapt(pairs, classes, background,
-                                 epochs=args.epochs)
+        try:
+            tuned = inferencer.adapt(pairs, classes, background,
+                                     epochs=args.epochs)
+        except ValueError as e:  # a bad example: the message names the fix
+            sys.exit(f'demo.py: error: {e}')
         print(f'[demo] adapted to {len(pairs)} example(s) in '
               f'{time.perf_counter() - start:.1f} s; layers '
               f'{tuned.model.layers}')

@@ -66,3 +66,19 @@ class UniqueNames:
             name, k = f'{stem}_{ext}_{k}', k + 1
         self.taken[name] = path
         return name, self.taken[stem]
+
+
+# Lossy formats change pixel values at every edge: a 0/1 mask comes back
+# with 2s and 3s, i.e. classes that are not there.
+LOSSY_MASK = {b'\xff\xd8\xff': 'JPEG'}
+
+
+def lossy_format(data: bytes):
+    """'JPEG' or 'lossy WebP' when the file's bytes are in a lossy format,
+    else None."""
+    for magic, fmt in LOSSY_MASK.items():
+        if data.startswith(magic):
+            return fmt
+    if data[:4] == b'RIFF' and data[8:12] == b'WEBP' and data[12:16] == b'VP8 ':
+        return 'lossy WebP'
+    return None

@@ -2,8 +2,9 @@
 the package, in a checkout and in an installed wheel alike.
 
 A wheel carries them under ``mmseg_powerone/.mim/`` (where mmengine looks
-for a package's configs, as it does for ``mmseg::``); a checkout (also an
-editable install) keeps them at the repository's top level. The relative
+for a package's configs, as it does for ``mmseg::``); a checkout keeps them
+at the repository's top level, and an editable install links them into
+``mmseg_powerone/.mim/`` as well. The relative
 layout is the same in both, so configs find their class files and
 checkpoints through ``{{fileDirname}}``.
 """
@@ -75,13 +76,13 @@ def class_names_path(name: str) -> str:
 
 def register_config_scope() -> None:
     """Let mmengine resolve ``mmseg_powerone::`` config names (in ``_base_``
-    lists and ``Config.fromfile``) the way it resolves ``mmseg::``: it maps
-    the module name to the installed distribution, then reads
-    ``<package>/.mim/configs``. Adds one entry; changes none. (An editable
-    install has no ``.mim`` folder: there, :func:`config_path` resolves the
-    name, as our tools do.)"""
+    lists) the way it resolves ``mmseg::``: it maps the scope to an
+    installed name and reads ``<its path>/.mim/configs``. The name is
+    ``mmseg_powerone.mim``, whose path is the imported package's folder in
+    a wheel and in an editable install alike (see ``mmseg_powerone/mim.py``).
+    Adds one entry; changes none."""
     from mmengine.config.utils import MODULE2PACKAGE
-    MODULE2PACKAGE.setdefault(PACKAGE, 'mmseg-powerone')
+    MODULE2PACKAGE.setdefault(PACKAGE, f'{PACKAGE}.mim')
 
 
 def build_model_and_loader(config, cfg_options=None, split='test'):
