@@ -380,3 +380,19 @@ def test_the_demo_names_a_lossy_example_mask(tmp_path):
     cv2.imwrite(str(tmp_path / 'cat_mask.png'), _circle())
     assert example_pairs(str(tmp_path)) == [
         (str(tmp_path / 'cat.jpg'), str(tmp_path / 'cat_mask.png'))]
+
+
+def test_other_array_conventions_are_read_or_named(tmp_path):
+    """A 0.0/1.0 float mask is read as its whole numbers; a soft mask and a
+    colour-coded mask are refused with what to give instead."""
+    from mmseg_powerone.apis.adapt import read_examples
+    image = _image(tmp_path)
+    mask = _circle()
+    read = read_examples([(image, mask.astype(np.float32), 'circle')],
+                         ['circle'])
+    assert set(np.unique(read[0]['label']).tolist()) == {0, 1}
+    with pytest.raises(ValueError, match=r'not whole numbers.*\(mask > 0.5\)'):
+        read_examples([(image, mask * 0.7, 'circle')], ['circle'])
+    colour = np.dstack([mask * 200, mask * 10, mask * 90]).astype(np.uint8)
+    with pytest.raises(ValueError, match='a colour-coded mask.*palette-mode'):
+        read_examples([(image, colour)], ['circle'])

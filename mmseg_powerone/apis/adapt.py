@@ -110,11 +110,24 @@ def _read_mask(mask, name: str) -> np.ndarray:
     if m.ndim == 3 and m.shape[2] in (1, 3, 4) and (
             m.shape[2] == 1 or (m[..., :3] == m[..., :1]).all()):
         m = m[..., 0]  # a grey mask saved with colour channels
+    if m.ndim == 2 and np.issubdtype(m.dtype, np.floating) and \
+            np.isfinite(m).all() and (m == np.round(m)).all():
+        m = m.astype(np.int64)  # 0.0 / 1.0 masks: whole numbers, as integers
     if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer):
+        if m.ndim == 3 and m.shape[2] in (3, 4):
+            fix = (' Its channels differ: a colour-coded mask. Give class '
+                   'indices instead (a palette-mode PNG, or an array of '
+                   '0, 1, 2, ...).')
+        elif m.ndim == 2:
+            fix = (' Its values are not whole numbers (a soft mask or a '
+                   'resized one?): give class indices, e.g. (mask > 0.5) '
+                   'for a binary mask.')
+        else:
+            fix = ''
         raise ValueError(
             f'{name}: a mask must be one integer value per pixel [H, W] (a '
             f'class-index map or a binary mask); got {m.dtype} '
-            f'{list(m.shape)}.')
+            f'{list(m.shape)}.{fix}')
     return m
 
 
