@@ -6,9 +6,11 @@ import contextlib
 import torch
 
 
-def floor(adapter, tokens, x, layers, itm_reduce='max'):
+def floor(adapter, tokens, x, layers, itm_reduce=None):
     """Vision forward plus one text pass of the first prompt with the image
-    keys/values computed once: what any attention-map method pays."""
+    keys/values computed once: what any attention-map method pays (the
+    adapter's ITM rule unless ``itm_reduce`` is given)."""
+    itm_reduce = itm_reduce or adapter.itm_reduce
     ids, mask = tokens['input_ids'][:1], tokens['attention_mask'][:1]
     t = int(mask.sum())
     image_tokens, _ = adapter.encode_image(x)
@@ -17,11 +19,14 @@ def floor(adapter, tokens, x, layers, itm_reduce='max'):
                          kv, layers, itm_reduce)
 
 
-def naive_forward(adapter, tokens, x, layers, itm_reduce='max',
-                  map_mode='attention', head=None):
+def naive_forward(adapter, tokens, x, layers, itm_reduce=None,
+                  map_mode=None, head=None):
     """The adapter's ``forward`` written the naive way: one text-encoder pass
     per prompt and image, the image keys/values recomputed for each. Same
-    outputs."""
+    outputs, with the adapter's map settings unless others are given."""
+    itm_reduce = itm_reduce or adapter.itm_reduce
+    map_mode = map_mode or adapter.map_mode
+    head = adapter.gradcam_head if head is None else head
     image_tokens, grid = adapter.encode_image(x)
     ids = tokens['input_ids'].to(x.device)
     mask = tokens['attention_mask'].to(x.device)
