@@ -378,7 +378,8 @@ def with_test_folder(cfg, folder: Optional[str]):
     classes = tuple(', '.join(c) if isinstance(c, (list, tuple)) else c
                     for c in cfg.model.class_names)
     cfg.test_dataloader.dataset = dict(
-        type='ImageMaskFolderDataset', data_root=folder,
+        type='ImageMaskFolderDataset',
+        data_root=osp.abspath(folder) if folder else None,
         metainfo=dict(classes=classes),
         pipeline=_test_pipeline_with_labels(dataset.pipeline))
     return cfg

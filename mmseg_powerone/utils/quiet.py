@@ -90,6 +90,7 @@ def quiet_run(verbose: bool = False):
         h.addFilter(progress)
     bars = _progress_bars(False)
     old_stdout, sys.stdout = sys.stdout, stream
+    caught = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
@@ -101,10 +102,11 @@ def quiet_run(verbose: bool = False):
         for h in handlers:
             h.removeFilter(progress)
         _progress_bars(bars)
-    for w in caught:
-        if _concerns_caller(w):
-            warnings.warn_explicit(w.message, w.category, w.filename,
-                                   w.lineno)
+        # this package's warnings, also when the block failed
+        for w in caught:
+            if _concerns_caller(w):
+                warnings.warn_explicit(w.message, w.category, w.filename,
+                                       w.lineno)
 
 
 def _progress_bars(enabled: bool) -> bool:
