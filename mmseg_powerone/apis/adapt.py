@@ -300,6 +300,19 @@ def training_pipeline(test_pipeline) -> list:
     return steps
 
 
+def _test_dataset(cfg):
+    """The config's test dataset, unwrapped (a OneShotDataset holds it)."""
+    dataset = cfg.test_dataloader.dataset
+    while 'pipeline' not in dataset and 'dataset' in dataset:
+        dataset = dataset.dataset
+    return dataset
+
+
+def _class_metainfo(class_spec) -> dict:
+    """A dataset's metainfo for the model's classes (synonyms joined)."""
+    return dict(classes=tuple(', '.join(c) for c in class_spec))
+
+
 def adaptation_config(cfg, class_spec, layers, ann_file: str,
                       work_dir: str, num_examples: int, seed: int,
                       epochs: Optional[int], lr: Optional[float],
@@ -325,17 +338,13 @@ def adaptation_config(cfg, class_spec, layers, ann_file: str,
     cfg.model.layers = 'infoscore' if layers is None else list(layers)
     cfg.model.train_cfg = dict(tune_embeddings=tune_embeddings,
                                background_weight=background_weight)
-    test_dataset = cfg.test_dataloader.dataset
-    while 'pipeline' not in test_dataset and 'dataset' in test_dataset:
-        test_dataset = test_dataset.dataset  # a wrapper (OneShotDataset)
-    metainfo = dict(classes=tuple(', '.join(c) for c in class_spec))
     cfg.train_dataloader = dict(
         batch_size=batch_size, num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=True),
         dataset=dict(type='ExampleListDataset', ann_file=ann_file,
                      data_prefix=dict(img_path='', seg_map_path=''),
-                     metainfo=metainfo,
-                     pipeline=training_pipeline(test_dataset.pipeline)))
+                     metainfo=_class_metainfo(class_spec),
+                     pipeline=training_pipeline(_test_dataset(cfg).pipeline)))
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.custom_hooks = [] if layers is not None else [dict(
         type='InfoScoreHook', num_images=num_examples, dataloader='train',
@@ -372,16 +381,11 @@ def with_test_folder(cfg, folder: Optional[str]):
     the embedded world's test set, which the source config may name, holds
     other classes."""
     cfg = copy.deepcopy(cfg)
-    dataset = cfg.test_dataloader.dataset
-    while 'dataset' in dataset:  # a wrapper
-        dataset = dataset.dataset
-    classes = tuple(', '.join(c) if isinstance(c, (list, tuple)) else c
-                    for c in cfg.model.class_names)
     cfg.test_dataloader.dataset = dict(
         type='ImageMaskFolderDataset',
         data_root=osp.abspath(folder) if folder else None,
-        metainfo=dict(classes=classes),
-        pipeline=_test_pipeline_with_labels(dataset.pipeline))
+        metainfo=_class_metainfo(cfg.model.class_names),
+        pipeline=_test_pipeline_with_labels(_test_dataset(cfg).pipeline))
     return cfg
 
 

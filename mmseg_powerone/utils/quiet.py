@@ -68,8 +68,7 @@ class _ProgressStream:
 def _concerns_caller(warning) -> bool:
     """Warnings raised in this package (about the caller's classes,
     labels, layers); not the libraries' notes about their own internals."""
-    return f'{PACKAGE}/' in warning.filename.replace('\\', '/') or \
-        f'{PACKAGE}\\' in warning.filename
+    return f'{PACKAGE}/' in warning.filename.replace('\\', '/')
 
 
 @contextlib.contextmanager
