@@ -339,7 +339,9 @@ class LLaVAAdapter(BaseVLMAdapter):
     def forward(self, inputs, prompts, layers):
         layers = list(layers)
         image_tokens, grid = self.encode_image(inputs)  # [B, N, D]
-        prefix = prompts['prefix_ids'].to(inputs.device)
+        # on the device once, not once per image (the loop below)
+        prompts = {k: v.to(inputs.device) for k, v in prompts.items()}
+        prefix = prompts['prefix_ids']
         attn, itm = [], []
         for b in range(inputs.shape[0]):
             cache = self.prefix_cache(image_tokens[b], prefix)
